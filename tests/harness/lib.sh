@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Shared helpers of the test harness: a Docker engine, the virtualenv and the test images.
+# Every function is idempotent and fast when its work is already done.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VENV=${VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# apt-get install, as root or through sudo.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# A Docker engine that answers. Installs Debian's docker.io when dockerd is missing and starts it
+# in the background when no engine runs (these machines have no systemd).
+ensure_engine() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    log "installing Debian's docker.io (no Docker engine on this machine)"
+    apt_install docker.io
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd in the background (log: /var/log/dockerd.log)"
+    (dockerd >/var/log/dockerd.log 2>&1 &)
+    for _ in $(seq 1 60); do
+      docker info >/dev/null 2>&1 && break
+      sleep 1
+    done
+  fi
+  docker info >/dev/null 2>&1 || { echo "the Docker engine did not start; see /var/log/dockerd.log" >&2; return 1; }
+}
+
+# The virtualenv with the pinned tools; rebuilt when requirements-dev.txt changes.
+ensure_venv() {
+  local want have=""
+  want=$(sha256sum "$ROOT/requirements-dev.txt" | cut -d' ' -f1)
+  [ -f "$VENV/.requirements.sha256" ] && have=$(cat "$VENV/.requirements.sha256")
+  if [ "$want" != "$have" ] || [ ! -x "$VENV/bin/ansible-playbook" ]; then
+    log "creating the virtualenv $VENV from requirements-dev.txt"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -r "$ROOT/requirements-dev.txt"
+    echo "$want" >"$VENV/.requirements.sha256"
+  fi
+  export PATH="$VENV/bin:$PATH"
+  export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+}
+
+# Debian 12 and 13 systemd images, built with debootstrap when missing or when the recipe changed.
+ensure_images() {
+  command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
+  "$ROOT/tests/images/build.sh" "$@"
+}

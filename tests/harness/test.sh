@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The full test suite: lint, Python unit tests, packaging, then every Molecule scenario.
+# Usage: tests/harness/test.sh [scenario ...]   (default: every scenario under molecule/)
+# Prints each step's wall time at the end; exits non-zero when any step failed.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+start_all=$(date +%s)
+declare -a names=() times=() results=()
+failed=0
+
+step() {
+  local name=$1; shift
+  local t0 rc
+  t0=$(date +%s)
+  log "$name"
+  set +e
+  "$@"
+  rc=$?
+  set -e
+  names+=("$name"); times+=("$(( $(date +%s) - t0 ))"); results+=("$([ $rc -eq 0 ] && echo ok || echo FAILED)")
+  [ $rc -eq 0 ] || failed=1
+  return 0
+}
+
+summary() {
+  printf '\n%-34s %8s  %s\n' "step" "seconds" "result"
+  for i in "${!names[@]}"; do
+    printf '%-34s %8s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+  done
+  printf '%-34s %8s\n' "total" "$(( $(date +%s) - start_all ))"
+}
+trap summary EXIT
+
+step "setup: docker engine" ensure_engine
+step "setup: virtualenv" ensure_venv
+export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+step "setup: test images" ensure_images
+[ $failed -eq 0 ] || exit 1
+
+step "lint: yamllint" yamllint --strict .
+step "lint: ansible-lint" ansible-lint --offline
+step "unit + packaging: pytest" pytest -q tests
+
+scenarios=("$@")
+if [ ${#scenarios[@]} -eq 0 ]; then
+  for f in molecule/*/molecule.yml; do scenarios+=("$(basename "$(dirname "$f")")"); done
+fi
+for s in "${scenarios[@]}"; do
+  step "molecule: $s" molecule test -s "$s"
+done
+
+exit $failed

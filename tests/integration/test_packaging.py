@@ -1,0 +1,76 @@
+"""The collection builds, installs elsewhere, and its roles and playbooks resolve by FQCN there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VERSION = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    build = tmp_path_factory.mktemp("build")
+    run(["ansible-galaxy", "collection", "build", str(ROOT), "--output-path", str(build)], cwd=build)
+    tarball = build / f"anvil-hetzner-{VERSION}.tar.gz"
+    assert tarball.exists()
+    target = tmp_path_factory.mktemp("elsewhere")
+    collections = target / "collections"
+    # --no-deps: the community collections come from the installed `ansible` package (no Galaxy here).
+    run(["ansible-galaxy", "collection", "install", "--no-deps", "-p", str(collections), str(tarball)], cwd=target)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
+    return tarball, env | {"WORKDIR": str(target)}
+
+
+def test_tarball_leaves_out_tests_and_ci(installed):
+    tarball, _ = installed
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    assert "roles/base/tasks/main.yml" in names
+    assert "playbooks/site.yml" in names
+    assert "plugins/filter/ssh_supported.py" in names
+    leaked = [n for n in names if n.split("/")[0] in {"molecule", "tests", ".ci", "collections", ".venv", ".config"}]
+    assert leaked == []
+
+
+def test_role_spec_renders_with_ansible_doc(installed):
+    _, env = installed
+    out = run(["ansible-doc", "-t", "role", "anvil.hetzner.base"], cwd=Path(env["WORKDIR"]), env=env).stdout
+    assert "base_deploy_user_authorized_keys" in out
+    assert "base_ssh_port" in out
+    assert "Harden a fresh Debian or Ubuntu server" in out
+
+
+def test_plugins_document_themselves(installed):
+    _, env = installed
+    out = run(["ansible-doc", "-t", "filter", "anvil.hetzner.ssh_supported"], cwd=Path(env["WORKDIR"]), env=env)
+    assert "ssh -Q" in out.stdout
+    out = run(["ansible-doc", "-t", "test", "anvil.hetzner.ip_address"], cwd=Path(env["WORKDIR"]), env=env)
+    assert "CIDR" in out.stdout
+
+
+def test_roles_and_playbook_resolve_by_fqcn_in_another_project(installed):
+    _, env = installed
+    workdir = Path(env["WORKDIR"])
+    (workdir / "play.yml").write_text(
+        "- name: Use the installed collection\n"
+        "  hosts: all\n"
+        "  roles:\n"
+        "    - role: anvil.hetzner.base\n"
+        "- name: And its site playbook\n"
+        "  ansible.builtin.import_playbook: anvil.hetzner.site\n"
+    )
+    run(["ansible-playbook", "-i", "localhost,", "--syntax-check", "play.yml"], cwd=workdir, env=env)

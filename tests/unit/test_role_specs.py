@@ -1,0 +1,52 @@
+"""Every role's defaults and argument spec agree (names, documented defaults)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").exists())
+
+
+def load(role: str) -> tuple[dict, dict]:
+    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+    spec = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    return defaults, spec["argument_specs"]["main"]["options"]
+
+
+def test_every_role_has_a_spec():
+    assert ROLES == sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
+    assert "base" in ROLES
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_and_spec_name_the_same_variables(role):
+    defaults, options = load(role)
+    assert set(defaults) - set(options) == set(), "defaults without documentation"
+    undocumented_default = {k for k, v in options.items() if not v.get("required") and k not in defaults}
+    assert undocumented_default == set(), "options without a default in defaults/main.yml"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_documented_defaults_equal_real_defaults(role):
+    defaults, options = load(role)
+    for name, option in options.items():
+        if "default" in option:
+            assert option["default"] == defaults[name], name
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_variables_carry_the_role_prefix(role):
+    defaults, options = load(role)
+    assert all(name.startswith(f"{role}_") for name in options)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_option_is_described_and_typed(role):
+    _, options = load(role)
+    for name, option in options.items():
+        assert option.get("description"), name
+        assert option.get("type"), name
