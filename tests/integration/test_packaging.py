@@ -22,15 +22,17 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpro
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    # Nothing of this checkout's Ansible settings may leak in (its collections path holds the checkout).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     build = tmp_path_factory.mktemp("build")
-    run(["ansible-galaxy", "collection", "build", str(ROOT), "--output-path", str(build)], cwd=build)
+    run(["ansible-galaxy", "collection", "build", str(ROOT), "--output-path", str(build)], cwd=build, env=env)
     tarball = build / f"anvil-hetzner-{VERSION}.tar.gz"
     assert tarball.exists()
     target = tmp_path_factory.mktemp("elsewhere")
     collections = target / "collections"
     # --no-deps: the community collections come from the installed `ansible` package (no Galaxy here).
-    run(["ansible-galaxy", "collection", "install", "--no-deps", "-p", str(collections), str(tarball)], cwd=target)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    run(["ansible-galaxy", "collection", "install", "--no-deps", "-p", str(collections), str(tarball)],
+        cwd=target, env=env)
     env["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
     return tarball, env | {"WORKDIR": str(target)}
 
