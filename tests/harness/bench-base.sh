@@ -15,7 +15,7 @@ ensure_images 12
 
 name=anvil-bench-base
 work=$(mktemp -d /tmp/anvil-bench.XXXXXX)
-cleanup() { docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
+cleanup() { cp "$work/last.log" /tmp/anvil-bench-last.log 2>/dev/null || true; docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 docker rm -f "$name" >/dev/null 2>&1 || true
 docker run -d --name "$name" --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_RAW \
