@@ -15,7 +15,7 @@ ensure_images 12
 
 name=anvil-bench-base
 work=$(mktemp -d /tmp/anvil-bench.XXXXXX)
-cleanup() { cp "$work/last.log" /tmp/anvil-bench-last.log 2>/dev/null || true; docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
+cleanup() { cp "$work/rerun.log" /tmp/anvil-bench-rerun.log 2>/dev/null || true; docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 docker rm -f "$name" >/dev/null 2>&1 || true
 docker run -d --name "$name" --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_RAW \
@@ -63,12 +63,12 @@ rerun_total=0; floor_total=0
 for i in $(seq 1 "$RUNS"); do
   r=$(timed "$work/base.yml")
   grep -qE "$name +: ok=[0-9]+ +changed=0 " "$work/last.log" || { echo "rerun $i changed something" >&2; exit 1; }
+  cp "$work/last.log" "$work/rerun.log"
   f=$(timed "$work/ping.yml")
   printf 'round %d: no-change rerun %6.2f s   ping floor %6.2f s\n' "$i" "$r" "$f"
   rerun_total=$(calc "$rerun_total + $r"); floor_total=$(calc "$floor_total + $f")
 done
 rerun=$(calc "$rerun_total / $RUNS"); floor=$(calc "$floor_total / $RUNS")
-tasks=$(grep -c '^TASK \[' "$work/last.log" || true)
 printf '\nbase on one Debian 12 container (docker connection), %d rounds\n' "$RUNS"
 printf '  first (converging) run   %6.2f s\n' "$first"
 printf '  no-change rerun (mean)   %6.2f s\n' "$rerun"
