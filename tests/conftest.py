@@ -1,4 +1,5 @@
-"""Make the collection importable as ansible_collections.anvil.hetzner from the checkout."""
+"""Make the collection importable as ansible_collections.anvil.hetzner from the checkout, and the
+Hetzner API sandbox (tests/sandbox/hcloud_sandbox) importable as hcloud_sandbox."""
 
 from __future__ import annotations
 
@@ -6,6 +7,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COLLECTIONS = ROOT / "collections"
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
+for path in (ROOT / "collections", ROOT / "tests" / "sandbox"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
