@@ -15,8 +15,8 @@ description:
   - Option names match the C(hetzner.hcloud.hcloud) inventory where the two overlap, so switching
     is a change of the C(plugin) line (see the collection README for the few differences).
   - Result pages are fetched concurrently (option O(concurrency)); server attributes come from the
-    server list itself (no request per server or per network), so one run costs
-    C(ceil(servers / 50) + ceil(networks / 50)) requests per project and none on a cache hit.
+    server list itself (no request per server or per network), so one run costs one request per
+    50 servers plus one per 50 networks, per project, and none at all on a cache hit.
   - HTTP 429 answers are retried after the time the API gives in C(RateLimit-Reset), for at most
     O(rate_limit_max_wait) seconds in total.
 author:

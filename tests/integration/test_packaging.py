@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpro
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     # Nothing of this checkout's Ansible settings may leak in (its collections path holds the checkout).
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # the venv's ansible, activated or not
     build = tmp_path_factory.mktemp("build")
     run(["ansible-galaxy", "collection", "build", str(ROOT), "--output-path", str(build)], cwd=build, env=env)
     tarball = build / f"anvil-hetzner-{VERSION}.tar.gz"
@@ -62,6 +64,24 @@ def test_plugins_document_themselves(installed):
     assert "ssh -Q" in out.stdout
     out = run(["ansible-doc", "-t", "test", "anvil.hetzner.ip_address"], cwd=Path(env["WORKDIR"]), env=env)
     assert "CIDR" in out.stdout
+    out = run(["ansible-doc", "-t", "inventory", "anvil.hetzner.hcloud"], cwd=Path(env["WORKDIR"]), env=env)
+    for option in ("api_token", "label_selector", "connect_with", "projects", "keyed_groups", "cache_plugin"):
+        assert option in out.stdout, option
+
+
+def test_inventory_plugin_works_from_the_installed_collection(installed):
+    from hcloud_sandbox import Project, Sandbox, generate_world
+
+    _, env = installed
+    workdir = Path(env["WORKDIR"])
+    (workdir / "prod.hcloud.yml").write_text("plugin: anvil.hetzner.hcloud\nlabel_selector: role=db\n")
+    with Sandbox([Project("prod", "tok", generate_world(60, prefix="prod"))]) as sandbox:
+        out = run(["ansible-inventory", "-i", "prod.hcloud.yml", "--graph", "db"], cwd=workdir,
+                  env=env | {"HCLOUD_TOKEN": "tok", "HCLOUD_ENDPOINT": sandbox.url,
+                             "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "1"})
+    hosts = [line.split("--")[-1] for line in out.stdout.splitlines() if "prod-" in line]
+    assert hosts, out.stdout + out.stderr
+    assert len(hosts) == 10 and all(h.startswith("prod-") for h in hosts)
 
 
 def test_roles_and_playbook_resolve_by_fqcn_in_another_project(installed):
