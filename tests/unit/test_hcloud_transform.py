@@ -125,6 +125,14 @@ def test_hostnames_and_prefix() -> None:
     assert t.prefixed({"id": 1, "name": "x"}, "hc_", "_v") == {"hc_id_v": 1, "hc_name_v": "x"}
 
 
+@pytest.mark.parametrize(("network", "first"), [("2001:db8:5::/64", "2001:db8:5::1"),
+                                                ("2a01:4f8:c2c:1234::/64", "2a01:4f8:c2c:1234::1"),
+                                                ("2001:db8:0:0:0:0:0:0/64", "2001:db8::1"),
+                                                ("2001:db8:1:2::/56", "2001:db8:1::1")])
+def test_first_ipv6(network: str, first: str) -> None:
+    assert t.first_ipv6(network) == first
+
+
 def test_rate_limit_wait() -> None:
     assert t.rate_limit_wait({"RateLimit-Reset": "1010"}, now=1000.0) == 10.0
     assert t.rate_limit_wait({"RateLimit-Reset": "990"}, now=1000.0) == 0.0
