@@ -13,4 +13,4 @@ bench: ## Benchmarks
 
 clean:
 	-docker rm -f anvil-demo
-	rm -rf .cache inventories/local/generated
+	rm -rf .cache inventories/sandbox/generated
