@@ -263,8 +263,9 @@ class _Fetcher:
     """
 
     def __init__(self, name: str, token: str, endpoint: str, *, timeout: float, concurrency: int,
-                 max_wait: float, version: str):
+                 max_wait: float, version: str, warn: Any = None):
         self.name = name
+        self._warn = warn
         self.endpoint = endpoint.rstrip("/")
         self._token = token
         self._timeout = timeout
@@ -298,7 +299,7 @@ class _Fetcher:
         if delay > 0:
             time.sleep(delay)
 
-    def _throttled(self, exc: Exception) -> None:
+    def _throttled(self) -> None:
         """A 429: wait until RateLimit-Reset if the budget allows, else fail with when it resets."""
         now = time.time()
         wait = rate_limit_wait(getattr(self._local, "headers", {}) or {}, now)
@@ -314,7 +315,7 @@ class _Fetcher:
                     f"Hetzner Cloud API rate limit reached for project '{self.name}' (HTTP 429); it resets at "
                     f"{reset}, in {wait:.0f}s, which is more than rate_limit_max_wait={self._max_wait:g}s allows "
                     f"(waited {self._waited:.1f}s already). Raise rate_limit_max_wait, enable the inventory cache, "
-                    "or run again later.") from exc
+                    "or run again later.") from None
             self._waited += extension
             self._not_before = max(self._not_before, until)
 
@@ -328,9 +329,9 @@ class _Fetcher:
                 return self._client().request("GET", path, params=params)
             except APIException as exc:
                 if exc.code in ("rate_limit_exceeded", 429):
-                    self._throttled(exc)
+                    self._throttled()
                     continue
-                raise self._api_error(exc, path, params) from exc
+                raise self._api_error(exc, path, params) from None
             except requests.exceptions.Timeout as exc:
                 timeouts += 1
                 if timeouts <= 2:
@@ -338,20 +339,20 @@ class _Fetcher:
                 raise HcloudInventoryError(
                     f"the Hetzner Cloud API at {self.endpoint} did not answer within {self._timeout:g}s "
                     f"(project '{self.name}', {path}, 3 attempts); raise the timeout option or check the network"
-                ) from exc
+                ) from None
             except requests.exceptions.RequestException as exc:
                 reason = _ERRNO.search(str(exc))
                 raise HcloudInventoryError(
                     f"cannot reach the Hetzner Cloud API at {self.endpoint} (project '{self.name}'): "
                     f"{reason.group(1).strip() if reason else type(exc).__name__}; check api_endpoint / "
-                    "HCLOUD_ENDPOINT and the network") from exc
+                    "HCLOUD_ENDPOINT and the network") from None
 
     def _api_error(self, exc: Any, path: str, params: dict[str, Any]) -> HcloudInventoryError:
         code = exc.code
         if code in ("unauthorized", 401):
             return HcloudInventoryError(
                 f"Hetzner Cloud project '{self.name}' rejected the API token (HTTP 401 unauthorized) at "
-                f"{self.endpoint}: check api_token / HCLOUD_TOKEN for this project")
+                f"{self.endpoint} ({exc.message}): check api_token / HCLOUD_TOKEN for this project")
         if code in ("forbidden", 403):
             return HcloudInventoryError(
                 f"the API token of Hetzner Cloud project '{self.name}' may not read {path} (HTTP 403 forbidden)")
@@ -373,6 +374,11 @@ class _Fetcher:
         items = list(first.get(key) or [])
         pagination = (first.get("meta") or {}).get("pagination") or {}
         last = int(pagination.get("last_page") or 1)
+        remaining = (getattr(self._local, "headers", None) or {}).get("RateLimit-Remaining")
+        if self._warn and remaining is not None and remaining.isdigit() and int(remaining) < last - 1:
+            self._warn(f"anvil.hetzner.hcloud: project '{self.name}' has {remaining} API requests left in its rate "
+                       f"limit and {path} needs {last - 1} more; waiting for the limit up to rate_limit_max_wait "
+                       f"({self._max_wait:g}s). The inventory cache avoids this.")
         if last > 1:
             workers = max(1, min(self._concurrency, last - 1))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"hcloud-{self.name}") as pool:
@@ -484,7 +490,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             params["status"] = s["status"]
         fetchers = [_Fetcher(p["name"], p["token"], p["endpoint"], timeout=s["timeout"],
                              concurrency=s["concurrency"], max_wait=s["rate_limit_max_wait"],
-                             version=COLLECTION_VERSION) for p in s["projects"]]
+                             version=COLLECTION_VERSION, warn=self.display.warning) for p in s["projects"]]
 
         # Networks and server pages of every project in parallel; each list paginates concurrently.
         with ThreadPoolExecutor(max_workers=2 * len(fetchers), thread_name_prefix="hcloud") as pool:

@@ -36,12 +36,13 @@ PROD = {
 STAGING = {"name": "staging", "token": "tok-staging",
            "servers": [{"name": "web-1", "labels": {"role": "web", "env": "staging"}, "ipv4": "203.0.113.50"}]}
 BIG = {"name": "big", "token": "tok-big", "generate": {"servers": 520, "networks": 2}}
+TIGHT = {"name": "tight", "token": "tok-tight", "rate_limit": 8, "generate": {"servers": 520, "networks": 2}}
 TOKENS = {"prod": "tok-prod", "staging": "tok-staging", "big": "tok-big"}
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Any:
-    with Sandbox(projects_from_fixture({"projects": [PROD, STAGING, BIG]})) as box:
+    with Sandbox(projects_from_fixture({"projects": [PROD, STAGING, BIG, TIGHT]})) as box:
         yield box
 
 
@@ -323,6 +324,15 @@ def test_rate_limit_is_retried_after_reset(tmp_path: Path, sandbox: Sandbox) -> 
     bounded = inventory(tmp_path, sandbox, {"api_token": "tok-prod", "rate_limit_max_wait": 2})
     assert_clean_error(bounded, "rate limit reached for project 'default' (HTTP 429)", "rate_limit_max_wait=2s")
     assert sandbox.requests()["total"] <= 4  # gave up without retrying 50 times
+
+
+def test_nearly_used_up_rate_limit_is_announced_and_bounded(tmp_path: Path, sandbox: Sandbox) -> None:
+    """8 requests per hour left, 12 needed: a warning up front, then the bounded wait gives up with
+    the reset time instead of sleeping for an hour or hammering the API."""
+    res = inventory(tmp_path, sandbox, {"api_token": "tok-tight", "rate_limit_max_wait": 5})
+    assert_clean_error(res, "rate limit reached for project 'default' (HTTP 429)", "resets at")
+    assert "API requests left in its rate limit and /servers needs 10 more" in res.stderr
+    assert sandbox.requests()["total"] <= 8 + 10  # at most one 429 per worker, no retry storm
 
 
 @pytest.mark.parametrize(
