@@ -225,6 +225,8 @@ from ansible.utils.vars import combine_vars
 
 from ansible_collections.anvil.hetzner.plugins.plugin_utils.hcloud import (
     CONNECT_WITH,
+    GROUP_BY,
+    SERVER_STATUSES,
     ansible_host,
     auto_groups,
     default_hostname,
@@ -426,6 +428,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 f"connect_with: {', '.join(map(repr, bad)) or 'empty'} is not valid; use one or more of "
                 f"{', '.join(CONNECT_WITH)}")
         s["connect_with"] = list(connect_with)
+        for option, allowed in (("status", SERVER_STATUSES), ("group_by", GROUP_BY)):
+            bad = [v for v in s[option] or [] if v not in allowed]
+            if bad:
+                raise AnsibleParserError(f"{option}: {', '.join(map(repr, bad))} is not valid; use any of {', '.join(allowed)}")
         if not 1 <= s["concurrency"] <= 32:
             raise AnsibleParserError(f"concurrency: {s['concurrency']} is out of range 1..32")
         if s["timeout"] <= 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,17 +35,45 @@ from hcloud_sandbox import Project, Sandbox, generate_world  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def run_inventory(source: Path, env: dict[str, str], output: Path, timeout: float, yaml_out: bool = False) -> float:
+class OutOfMemory(Exception):
+    pass
+
+
+def run_inventory(source: Path, env: dict[str, str], output: Path, timeout: float, yaml_out: bool = False,
+                  memory_limit_gb: float | None = None) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one `ansible-inventory --list`."""
     args = [str(BIN / "ansible-inventory"), "-i", str(source), "--list", "--output", str(output)]
     if yaml_out:
         args.append("--yaml")
+
+    def limit() -> None:
+        if memory_limit_gb:
+            size = int(memory_limit_gb * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    err = tempfile.TemporaryFile()
     started = time.perf_counter()
-    proc = subprocess.run(args, env=env, cwd=source.parent, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    proc = subprocess.Popen(args, env=env, cwd=source.parent, stdout=subprocess.DEVNULL, stderr=err,
+                            preexec_fn=limit)
+    deadline = started + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            raise SystemExit(f"{source.name}: no result within {timeout:g}s")
+        time.sleep(0.05)
     elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{source.name} failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return elapsed
+    peak_mb = usage.ru_maxrss / 1024
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+        if memory_limit_gb and ("MemoryError" in text or code < 0 or "Cannot allocate memory" in text):
+            raise OutOfMemory(f"more than {memory_limit_gb:g} GB")
+        raise SystemExit(f"{source.name} failed (exit {code}):\n{text[-3000:]}")
+    return elapsed, peak_mb
 
 
 def host_count(path: Path) -> int:
@@ -60,6 +89,8 @@ def main() -> int:
     parser.add_argument("--skip-hetzner-above", type=int, default=10**9,
                         help="do not time hetzner.hcloud above this many servers (it is slow)")
     parser.add_argument("--timeout", type=float, default=3600, help="per inventory run, seconds")
+    parser.add_argument("--memory-limit-gb", type=float, default=14,
+                        help="address-space limit for each run, so a runaway plugin fails instead of the machine")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     latencies = [float(x) for x in args.latencies.split(",")]
@@ -76,7 +107,8 @@ def main() -> int:
 
     print(f"ansible-inventory --list; sandbox on loopback; {os.cpu_count()} CPUs; work dir {work}", flush=True)
     header = (f"{'servers':>8} {'latency':>8} {'ours s':>8} {'hetzner s':>10} {'static s':>9} "
-              f"{'hetzner/ours':>13} {'ours/static':>12} {'ours req':>9} {'hetzner req':>12}")
+              f"{'hetzner/ours':>13} {'ours/static':>12} {'ours req':>9} {'hetzner req':>12} "
+              f"{'ours MB':>8} {'hetzner MB':>11} {'static MB':>10}")
     print(header)
     print("-" * len(header), flush=True)
     rows: dict[tuple[int, float], float] = {}
@@ -92,27 +124,35 @@ def main() -> int:
                     run_inventory(ours_cfg, env_run, static_path, args.timeout, yaml_out=True)
                     sandbox.reset()
                 ours_out = work / "ours.json"
-                ours_s = run_inventory(ours_cfg, env_run, ours_out, args.timeout)
+                ours_s, ours_mb = run_inventory(ours_cfg, env_run, ours_out, args.timeout,
+                                                memory_limit_gb=args.memory_limit_gb)
                 ours_req = sandbox.requests()["total"]
                 assert host_count(ours_out) == size
-                theirs_s = theirs_req = None
+                theirs_s = theirs_req = theirs_mb = None
+                theirs_note = "skipped"
                 if size <= args.skip_hetzner_above:
                     sandbox.reset()
                     sandbox.configure({"legacy_datacenter": True})
                     theirs_out = work / "theirs.json"
-                    theirs_s = run_inventory(theirs_cfg, env_run, theirs_out, args.timeout)
-                    theirs_req = sandbox.requests()["total"]
-                    assert host_count(theirs_out) == size
+                    try:
+                        theirs_s, theirs_mb = run_inventory(theirs_cfg, env_run, theirs_out, args.timeout,
+                                                            memory_limit_gb=args.memory_limit_gb)
+                        theirs_req = sandbox.requests()["total"]
+                        assert host_count(theirs_out) == size
+                    except OutOfMemory as exc:
+                        theirs_note = f"OOM {exc}"
             if static_s is None:  # the static file needs no API: timed once per size
                 static_out = work / "static.json"
-                static_s = run_inventory(static_path, env, static_out, args.timeout)
+                static_s, static_mb = run_inventory(static_path, env, static_out, args.timeout,
+                                                    memory_limit_gb=args.memory_limit_gb)
                 assert host_count(static_out) == size
             rows[(size, latency)] = ours_s
-            hetzner = f"{theirs_s:10.2f}" if theirs_s is not None else f"{'-':>10}"
+            hetzner = f"{theirs_s:10.2f}" if theirs_s is not None else f"{theirs_note:>10}"
             ratio = f"{theirs_s / ours_s:13.1f}" if theirs_s is not None else f"{'-':>13}"
             print(f"{size:>8} {latency:>6.0f}ms {ours_s:8.2f} {hetzner} {static_s:9.2f} {ratio} "
                   f"{ours_s / static_s:12.2f} {ours_req:>9} "
-                  f"{theirs_req if theirs_req is not None else '-':>12}", flush=True)
+                  f"{theirs_req if theirs_req is not None else '-':>12} {ours_mb:8.0f} "
+                  f"{f'{theirs_mb:.0f}' if theirs_mb is not None else '-':>11} {static_mb:10.0f}", flush=True)
     low = min(latencies)
     if len(sizes) > 1:
         print(f"\nours, cost of each extra server between sizes ({low:.0f} ms latency): linear growth keeps this flat")
