@@ -59,6 +59,25 @@ def test_ssh_is_allowed_and_rate_limited_by_tagged_rules(host):
     assert "60000:60010/udp" in out
 
 
+def test_trusted_network_is_allowed(host):
+    assert any(line.startswith("Anywhere") and "ALLOW" in line and "10.98.0.0/16" in line and "# anvil:" in line
+               for line in host.check_output("ufw status").splitlines())
+
+
+def test_manual_rules_stay_unless_purging_was_asked_for(host, name):
+    status = host.check_output("ufw status")
+    assert "7001/tcp" not in status  # the role's own rule, dropped from the list: removed on both hosts
+    if name == "firewall-debian13":  # firewall_purge_unmanaged_rules: true
+        assert "7000/tcp" not in status
+    else:
+        assert "7000/tcp" in status and "manual rule" in status
+
+
+def test_caddy_jail_runs_where_enabled(host, name):
+    jails = host.check_output("fail2ban-client status")
+    assert ("anvil-caddy-auth" in jails) == (name == "firewall-debian13")
+
+
 def test_session_opened_before_ufw_still_works(client, name):
     assert client.run(f"ssh -S /root/ctl-{name} -O check root@{name}").rc == 0
     # a command through the same, pre-existing TCP connection
