@@ -55,13 +55,15 @@ rm -f "$gen/sandbox.url"
 PYTHONPATH="$ROOT/tests/sandbox" python -m hcloud_sandbox --port "$port" --fixture "$gen/world.json" \
   --url-file "$gen/sandbox.url" >"$gen/sandbox.log" 2>&1 &
 sandbox_pid=$!
-trap 'kill $sandbox_pid 2>/dev/null || true' EXIT
+trap 'kill $sandbox_pid 2>/dev/null && wait $sandbox_pid 2>/dev/null; true' EXIT
 for _ in $(seq 1 50); do [ -s "$gen/sandbox.url" ] && break; sleep 0.1; done
 [ -s "$gen/sandbox.url" ] || die "the sandbox did not start: $(cat "$gen/sandbox.log")"
 log "Hetzner API sandbox on $(cat "$gen/sandbox.url"); demo-web-1 is $address"
 
+# One TCP probe per second (not ssh-keyscan, which opens a connection per key type and trips
+# the firewall's SSH rate limit on reruns).
 for _ in $(seq 1 30); do
-  ssh-keyscan "$address" >/dev/null 2>&1 && break
+  (exec 3<>"/dev/tcp/$address/22") 2>/dev/null && break
   sleep 1
 done
 
