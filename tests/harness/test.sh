@@ -46,7 +46,12 @@ step "unit + packaging: pytest" pytest -q tests
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
-  for f in molecule/*/molecule.yml; do scenarios+=("$(basename "$(dirname "$f")")"); done
+  for f in molecule/*/molecule.yml; do
+    d=$(dirname "$f")
+    # A scenario still being built carries a WIP file saying why; run it by name to work on it.
+    if [ -f "$d/WIP" ]; then log "skipping molecule scenario $(basename "$d") (work in progress: $(head -1 "$d/WIP"))"; continue; fi
+    scenarios+=("$(basename "$d")")
+  done
 fi
 for s in "${scenarios[@]}"; do
   step "molecule: $s" molecule test -s "$s"
