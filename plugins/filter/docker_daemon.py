@@ -1,0 +1,315 @@
+# Copyright: anvil.hetzner maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The docker role's daemon.json: build it, check the role's input, and tell reload from restart."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DOCUMENTATION = r"""
+name: docker_daemon_config
+short_description: The daemon.json the docker role writes, and the checks around it
+version_added: 0.1.0
+description:
+  - C(docker_daemon_config) builds C(daemon.json) from the role's variables (log rotation,
+    live-restore, address pools, metrics, userland proxy) with C(docker_daemon_options) merged over them.
+  - C(docker_errors) lists everything wrong with the role's input, each message naming the variable.
+  - C(docker_reload_only) tells whether dockerd can apply the change from one configuration to
+    another on SIGHUP, or needs a restart.
+  - C(docker_unknown_keys) lists top-level keys that the installed dockerd does not know, for
+    engines older than 23.0, which have no C(dockerd --validate).
+options:
+  _input:
+    description: The role's variables, as a mapping of variable name to value.
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Write daemon.json
+  ansible.builtin.copy:
+    content: "{{ docker_vars | anvil.hetzner.docker_daemon_config | to_nice_json }}"
+    dest: /etc/docker/daemon.json
+"""
+
+RETURN = r"""
+_value:
+  description: The configuration (dict), the messages (list), or a boolean, by filter.
+  type: raw
+"""
+
+# Options dockerd applies on SIGHUP (moby's "configuration reload behavior"); any other change
+# needs a restart. Containers survive both when live-restore is on.
+RELOADABLE = frozenset({
+    "debug", "labels", "live-restore", "max-concurrent-downloads", "max-concurrent-uploads",
+    "max-download-attempts", "default-runtime", "runtimes", "authorization-plugins",
+    "insecure-registries", "registry-mirrors", "shutdown-timeout", "features",
+    "allow-nondistributable-artifacts",
+})
+
+# Value types dockerd insists on (a wrong type stops dockerd at its next start).
+_BOOL_KEYS = frozenset({
+    "debug", "live-restore", "userland-proxy", "iptables", "ip6tables", "ipv6", "experimental", "icc",
+    "ip-forward", "ip-masq", "init", "no-new-privileges", "selinux-enabled", "raw-logs", "tls", "tlsverify",
+})
+_INT_KEYS = frozenset({
+    "max-concurrent-downloads", "max-concurrent-uploads", "max-download-attempts", "mtu",
+    "shutdown-timeout", "oom-score-adjust",
+})
+_LIST_KEYS = frozenset({
+    "dns", "dns-opts", "dns-search", "exec-opts", "insecure-registries", "registry-mirrors", "storage-opts",
+    "default-address-pools", "authorization-plugins", "labels", "allow-nondistributable-artifacts",
+})
+_DICT_KEYS = frozenset({"log-opts", "runtimes", "features", "builder", "default-ulimits"})
+# Set on dockerd's command line by the packaged unit (-H fd://, --containerd=...): the same
+# option in daemon.json stops dockerd ("directives are specified both as a flag and in the
+# configuration file").
+_UNIT_FLAGS = frozenset({"hosts", "containerd"})
+
+_SIZE = re.compile(r"^[0-9]+(b|k|m|g)$", re.IGNORECASE)
+_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}([~+:.a-z0-9-]*)$", re.IGNORECASE)
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\$?$")
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._/-]*)?$|^https?://")
+_SCHEDULE = re.compile(r"^[A-Za-z0-9*:,./~ -]+$")
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """Deep-merge mappings; anything else in ``over`` replaces ``base``."""
+    if isinstance(base, Mapping) and isinstance(over, Mapping):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _merge(base.get(key), value) if key in base else value
+        return out
+    return over
+
+
+def docker_daemon_config(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """daemon.json as a dict: the role's defaults with docker_daemon_options merged over them."""
+    v = variables
+    config: dict[str, Any] = {
+        "log-driver": v.get("docker_log_driver", "json-file"),
+        "live-restore": bool(v.get("docker_live_restore", True)),
+        "default-address-pools": [
+            dict(p) for p in v.get("docker_default_address_pools") or [] if isinstance(p, Mapping)
+        ],
+    }
+    if config["log-driver"] in ("json-file", "local"):
+        # log-opts values are strings to dockerd ("max-file": 3 stops it).
+        config["log-opts"] = {"max-size": str(v.get("docker_log_max_size", "10m")),
+                              "max-file": str(v.get("docker_log_max_file", 3))}
+    if not config["default-address-pools"]:
+        del config["default-address-pools"]
+    if v.get("docker_bridge_ip"):
+        config["bip"] = v["docker_bridge_ip"]
+    if v.get("docker_metrics_address"):
+        config["metrics-addr"] = v["docker_metrics_address"]
+    if not v.get("docker_userland_proxy", True):
+        config["userland-proxy"] = False
+    return _merge(config, dict(v.get("docker_daemon_options") or {}))
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    if not isinstance(value, str) or not value or value != value.strip():
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def _type_errors(config: Mapping[str, Any]) -> list[str]:
+    errors = []
+    for key, value in config.items():
+        where = f"docker_daemon_options[{key!r}]"
+        if key in _UNIT_FLAGS:
+            errors.append(f"{where}: the packaged docker.service already sets it on dockerd's command line; "
+                          "in daemon.json too, dockerd refuses to start (use a systemd drop-in instead)")
+        elif key in _BOOL_KEYS and not isinstance(value, bool):
+            errors.append(f"{where}: must be true or false, got {value!r}")
+        elif key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
+            errors.append(f"{where}: must be a whole number, got {value!r}")
+        elif key in _LIST_KEYS and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+            errors.append(f"{where}: must be a list, got {value!r}")
+        elif key in _DICT_KEYS and not isinstance(value, Mapping):
+            errors.append(f"{where}: must be a mapping, got {value!r}")
+    log_opts = config.get("log-opts")
+    if isinstance(log_opts, Mapping):
+        for opt, value in log_opts.items():
+            if not isinstance(value, str):
+                errors.append(f"log-opts {opt!r}: dockerd takes only strings here, got {value!r} "
+                              f"(write \"{value}\")")
+        size = log_opts.get("max-size")
+        if isinstance(size, str) and not _SIZE.match(size):
+            errors.append(f"docker_log_max_size: {size!r} is not a size like 10m, 512k, 1g")
+        count = log_opts.get("max-file")
+        if isinstance(count, str) and (not count.isdigit() or int(count) < 1):
+            errors.append(f"docker_log_max_file: {count!r} is not a number of files (1 or more)")
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError) as exc:
+        errors.append(f"docker_daemon_options: cannot be written as JSON ({exc})")
+    return errors
+
+
+def _network_errors(v: Mapping[str, Any]) -> list[str]:
+    errors = []
+    reserved = []
+    for i, net in enumerate(v.get("docker_reserved_networks") or []):
+        parsed = _network(net)
+        if parsed is None:
+            errors.append(f"docker_reserved_networks[{i}]: {net!r} is not a CIDR network")
+        else:
+            reserved.append(parsed)
+    pools = []
+    for i, pool in enumerate(v.get("docker_default_address_pools") or []):
+        where = f"docker_default_address_pools[{i}]"
+        if not isinstance(pool, Mapping) or set(pool) - {"base", "size"} or not {"base", "size"} <= set(pool):
+            errors.append(f"{where}: must be a mapping with exactly base (CIDR) and size (prefix length)")
+            continue
+        base = _network(pool["base"])
+        size = pool["size"]
+        if base is None or base.version != 4:
+            errors.append(f"{where}.base: {pool['base']!r} is not an IPv4 CIDR network")
+            continue
+        if isinstance(size, bool) or not isinstance(size, int) or not base.prefixlen <= size <= 30:
+            errors.append(f"{where}.size: {size!r} must be a prefix length from {base.prefixlen} (the base's) to 30")
+        for other_i, other in pools:
+            if base.overlaps(other):
+                errors.append(f"{where}.base: {base} overlaps docker_default_address_pools[{other_i}] ({other})")
+        pools.append((i, base))
+    bridge_value = v.get("docker_bridge_ip") or ""
+    bridge = None
+    if bridge_value:
+        try:
+            bridge = ipaddress.ip_interface(bridge_value).network
+            if "/" not in bridge_value or bridge.version != 4:
+                raise ValueError
+        except ValueError:
+            errors.append(f"docker_bridge_ip: {bridge_value!r} is not an IPv4 address with prefix, like 172.17.0.1/16")
+            bridge = None
+    used = [(f"docker_default_address_pools[{i}].base", net) for i, net in pools]
+    used.append(("docker_bridge_ip", bridge or ipaddress.ip_network("172.17.0.0/16")))
+    for where, net in used:
+        for res in reserved:
+            if net.version == res.version and net.overlaps(res):
+                errors.append(f"{where}: {net} overlaps docker_reserved_networks entry {res}; containers "
+                              "would lose the route to it")
+    return errors
+
+
+def docker_errors(variables: Mapping[str, Any], distribution: str = "", major: str = "") -> list[str]:
+    """Every problem with the role's input, each message starting with the variable at fault."""
+    v = variables
+    errors: list[str] = []
+    options = v.get("docker_daemon_options")
+    if not isinstance(options, Mapping):
+        errors.append(f"docker_daemon_options: must be a mapping of daemon.json keys, got {options!r}")
+    else:
+        errors += _type_errors(docker_daemon_config(v))
+    errors += _network_errors(v)
+
+    version = str(v.get("docker_version") or "")
+    if version and not _VERSION.match(version):
+        errors.append(f"docker_version: {version!r} is not a version like 27.3.1 (or empty for the newest)")
+    metrics = v.get("docker_metrics_address") or ""
+    if metrics:
+        m = _HOST_PORT.match(metrics)
+        if not m or not 1 <= int(m.group(2)) <= 65535:
+            errors.append(f"docker_metrics_address: {metrics!r} is not host:port like 127.0.0.1:9323")
+    until = str(v.get("docker_prune_until") or "")
+    if not _DURATION.match(until):
+        errors.append(f"docker_prune_until: {until!r} is not a duration like 168h, 30m, 90s")
+    schedule = str(v.get("docker_prune_schedule") or "")
+    if not schedule or not _SCHEDULE.match(schedule):
+        errors.append(f"docker_prune_schedule: {schedule!r} is not a systemd OnCalendar value like daily or *-*-* 04:00")
+    for i, user in enumerate(v.get("docker_users") or []):
+        if not isinstance(user, str) or not _USER.match(user) or user == "root":
+            errors.append(f"docker_users[{i}]: {user!r} is not a user name (root needs no group)")
+    seen: dict[str, int] = {}
+    for i, reg in enumerate(v.get("docker_registries") or []):
+        where = f"docker_registries[{i}]"
+        if not isinstance(reg, Mapping):
+            errors.append(f"{where}: must be a mapping with registry, username, password")
+            continue
+        unknown = set(reg) - {"registry", "username", "password", "state"}
+        if unknown:
+            errors.append(f"{where}: unknown keys {sorted(unknown)} (registry, username, password, state)")
+        name = reg.get("registry")
+        if not isinstance(name, str) or not _REGISTRY.match(name):
+            errors.append(f"{where}.registry: {name!r} is not a registry host[:port]")
+        elif name in seen:
+            errors.append(f"{where}.registry: {name} is already docker_registries[{seen[name]}]")
+        else:
+            seen[name] = i
+        state = reg.get("state", "present")
+        if state not in ("present", "absent"):
+            errors.append(f"{where}.state: {state!r} must be present or absent")
+        if state == "present":
+            for key in ("username", "password"):
+                if not isinstance(reg.get(key), str) or not reg.get(key):
+                    # never print the value: it may be a password
+                    errors.append(f"{where}.{key}: must be a non-empty string")
+
+    if v.get("docker_install_source") == "distro":
+        provides = distro_provides(distribution, major)
+        for wanted, what in (("docker_compose", "compose"), ("docker_buildx", "buildx")):
+            if v.get(wanted) and not provides[what]:
+                errors.append(
+                    f"{wanted}: {distribution} {major}'s own packages have no {what} v2 plugin; use "
+                    f"docker_install_source: official, or set {wanted}: false")
+    return errors
+
+
+def distro_provides(distribution: str, major: str) -> dict[str, str]:
+    """The distribution's package names for the compose and buildx plugins ('' = none)."""
+    try:
+        number = int(str(major).split(".")[0])
+    except ValueError:
+        number = 0
+    if distribution == "Debian":
+        modern = number >= 13
+        return {"compose": "docker-compose" if modern else "", "buildx": "docker-buildx" if modern else ""}
+    if distribution == "Ubuntu":
+        return {"compose": "docker-compose-v2" if number >= 22 else "", "buildx": "docker-buildx" if number >= 22 else ""}
+    return {"compose": "", "buildx": ""}
+
+
+def docker_reload_only(old: Any, new: Mapping[str, Any]) -> bool:
+    """True when every top-level key that differs between old and new is applied on SIGHUP.
+
+    ``old`` is the current daemon.json as text (or a dict); unreadable or missing means restart.
+    """
+    if isinstance(old, (str, bytes)):
+        try:
+            old = json.loads(old) if old.strip() else {}
+        except ValueError:
+            return False
+    if not isinstance(old, Mapping):
+        return False
+    changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+    return changed <= RELOADABLE
+
+
+def docker_unknown_keys(config: Mapping[str, Any], known: Sequence[str]) -> list[str]:
+    """Top-level keys of config that are not among the keys the installed dockerd knows."""
+    known_set = set(known)
+    return sorted(k for k in config if k not in known_set)
+
+
+class FilterModule:
+    """anvil.hetzner docker filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "docker_daemon_config": docker_daemon_config,
+            "docker_errors": docker_errors,
+            "docker_reload_only": docker_reload_only,
+            "docker_unknown_keys": docker_unknown_keys,
+            "docker_distro_provides": distro_provides,
+        }
