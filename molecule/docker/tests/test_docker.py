@@ -6,6 +6,7 @@ reload, restart, refused option and rolled-back restart; these tests look at the
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -134,3 +135,11 @@ def test_prune_removes_stopped_containers_and_dangling_images_but_not_volumes_or
 def test_the_refused_and_rolled_back_options_never_stayed_in_daemon_json(host):
     content = host.file("/etc/docker/daemon.json").content_string
     assert "no-such-option" not in content and "zfs" not in content
+
+
+def test_registry_login_is_stored_for_root(host):
+    config = json.loads(host.file("/root/.docker/config.json").content_string)
+    assert base64.b64decode(config["auths"]["127.0.0.1:5000"]["auth"]).decode() == "ci:not-a-real-secret-1"
+    assert host.file("/root/.docker/config.json").mode == 0o600
+    log = host.check_output("journalctl -u anvil-fake-registry -o cat")
+    assert "login ci ok" in log

@@ -73,6 +73,17 @@ def test_manual_rules_stay_unless_purging_was_asked_for(host, name):
         assert "7000/tcp" in status and "manual rule" in status
 
 
+def test_caddy_ports_open_where_enabled(host, client, name):
+    rules = host.check_output("ufw status")
+    for port in ("80/tcp", "443/tcp", "443/udp"):
+        assert (f"{port}" in rules) == (name == "firewall-debian13"), rules
+    if name == "firewall-debian13":
+        assert "# anvil:" in next(line for line in rules.splitlines() if line.startswith("443/tcp "))
+        # nothing listens on 80 there: an open port answers with a refusal, a closed one times out
+        out = client.run(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 4 http://{name}:80/")
+        assert out.rc == 7, out  # connection refused (RST), not a timeout (28)
+
+
 def test_caddy_jail_runs_where_enabled(host, name):
     jails = host.check_output("fail2ban-client status")
     assert ("anvil-caddy-auth" in jails) == (name == "firewall-debian13")
