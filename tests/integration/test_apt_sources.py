@@ -1,6 +1,6 @@
-"""The docker role's official-repository path, which the Molecule scenario cannot reach (no route to
-Docker's repository from the test machines): the deb822 source and the package list the role
-computes, rendered by Ansible from the role's own defaults, vars and template for several platforms."""
+"""The docker and caddy roles' official-repository paths, which the Molecule scenarios cannot reach (no
+route to the vendors' repositories from the test machines): the deb822 sources and package lists the
+roles compute, rendered by Ansible from the roles' own defaults, vars and templates."""
 
 from __future__ import annotations
 
@@ -92,3 +92,35 @@ def test_distro_source_packages(tmp_path):
     _, result = render(tmp_path, facts, "docker_install_source=distro", "docker_version=26.1.5")
     assert result["packages"] == ["docker.io=26.1.5*", "docker-compose", "docker-buildx"]
     assert {"docker-ce", "containerd.io", "docker-compose-plugin"} <= set(result["conflicts"])
+
+
+CADDY_PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_facts: {{distribution: Debian, distribution_release: trixie, os_family: Debian}}
+  tasks:
+    - ansible.builtin.include_vars: {role}/defaults/main.yml
+    - ansible.builtin.include_vars: {role}/vars/main.yml
+    - ansible.builtin.copy:
+        dest: {out}/caddy.sources
+        content: "{{{{ lookup('ansible.builtin.template', '{role}/templates/caddy.sources.j2') }}}}"
+        mode: "0644"
+"""
+
+
+def test_caddy_official_source_is_deb822_signed_by_the_keyring(tmp_path):
+    book = tmp_path / "caddy.yml"
+    book.write_text(CADDY_PLAYBOOK.format(role=ROOT / "roles" / "caddy", out=tmp_path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    result = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(book),
+                             "-e", f"ansible_python_interpreter={sys.executable}"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [ln for ln in (tmp_path / "caddy.sources").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert dict(ln.split(": ", 1) for ln in lines) == {
+        "Types": "deb", "URIs": "https://dl.cloudsmith.io/public/caddy/stable/deb/debian", "Suites": "any-version",
+        "Components": "main", "Signed-By": "/etc/apt/keyrings/caddy-stable.asc",
+    }
