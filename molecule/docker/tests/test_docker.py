@@ -143,3 +143,12 @@ def test_registry_login_is_stored_for_root(host):
     assert host.file("/root/.docker/config.json").mode == 0o600
     log = host.check_output("journalctl -u anvil-fake-registry -o cat")
     assert "login ci ok" in log
+
+
+def test_pinned_engine_is_held_where_pinned(host):
+    held = host.check_output("apt-mark showhold").split()
+    if is_debian13(host):
+        assert "docker.io" not in held
+    else:
+        assert "docker.io" in held
+        assert host.check_output("dpkg-query -W -f '${Version}' docker.io").startswith("20.10.24")
