@@ -35,9 +35,8 @@ PLAYBOOK = """
 """
 
 
-def render(tmp_path: Path, facts: dict[str, str], *extra: str) -> tuple[dict[str, str], dict[str, list[str]]]:
-    book = tmp_path / "render.yml"
-    book.write_text(PLAYBOOK.format(facts=json.dumps(facts), role=ROLE, out=tmp_path))
+def run_playbook(book: Path, *extra: str) -> None:
+    """Run a playbook on localhost with the checkout's ansible.cfg and nothing else of the caller's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
@@ -47,6 +46,12 @@ def render(tmp_path: Path, facts: dict[str, str], *extra: str) -> tuple[dict[str
         args += ["-e", item]
     result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def render(tmp_path: Path, facts: dict[str, str], *extra: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    book = tmp_path / "render.yml"
+    book.write_text(PLAYBOOK.format(facts=json.dumps(facts), role=ROLE, out=tmp_path))
+    run_playbook(book, *extra)
     source = {}
     for line in (tmp_path / "docker.sources").read_text().splitlines():
         if line and not line.startswith("#"):
@@ -112,13 +117,7 @@ CADDY_PLAYBOOK = """
 def test_caddy_official_source_is_deb822_signed_by_the_keyring(tmp_path):
     book = tmp_path / "caddy.yml"
     book.write_text(CADDY_PLAYBOOK.format(role=ROOT / "roles" / "caddy", out=tmp_path))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    result = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(book),
-                             "-e", f"ansible_python_interpreter={sys.executable}"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_playbook(book)
     lines = [ln for ln in (tmp_path / "caddy.sources").read_text().splitlines() if ln and not ln.startswith("#")]
     assert dict(ln.split(": ", 1) for ln in lines) == {
         "Types": "deb", "URIs": "https://dl.cloudsmith.io/public/caddy/stable/deb/debian", "Suites": "any-version",
