@@ -8,6 +8,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ansible.errors import AnsibleFilterError
+from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
+from ansible_collections.anvil.hetzner.plugins.plugin_utils.bcrypt import reproducible_bcrypt
+
 DOCUMENTATION = r"""
 name: caddy_errors
 short_description: Everything wrong with the caddy role's sites, as messages naming the variable
@@ -48,20 +52,13 @@ _DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h|d))+$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~/*%-]*$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 _USER = re.compile(r"^[A-Za-z0-9._@-]+$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _UNSAFE = re.compile(r"[{}\n\r\"]")
 
-LB_POLICIES = ("random", "round_robin", "least_conn", "ip_hash", "first", "uri_hash", "header", "cookie", "client_ip_hash")
-SITE_KEYS = {
-    "name", "domains", "tls", "www_redirect", "upstreams", "lb_policy", "health_uri", "health_interval",
-    "health_timeout", "root", "routes", "basic_auth", "basic_auth_paths", "encode", "max_body_size",
-    "headers", "csp", "raw",
-}
 
 
 def _upstream_errors(where: str, upstreams: Any) -> list[str]:
-    if isinstance(upstreams, (str, bytes)) or not isinstance(upstreams, Sequence):
+    if not c.is_list(upstreams):
         return [f"{where}: must be a list of host:port"]
     errors = []
     for i, up in enumerate(upstreams):
@@ -76,11 +73,8 @@ def _site_errors(i: int, site: Any, seen: dict[str, str], names: dict[str, int])
     if not isinstance(site, Mapping):
         return [f"{where}: must be a mapping (domains, upstreams, ...)"]
     errors = []
-    unknown = set(site) - SITE_KEYS
-    if unknown:
-        errors.append(f"{where}: unknown keys {sorted(unknown)}")
     domains = site.get("domains")
-    if isinstance(domains, str) or not isinstance(domains, Sequence) or not domains:
+    if not c.is_list(domains) or not domains:
         errors.append(f"{where}.domains: must be a non-empty list of domain names")
         domains = []
     label = str(site.get("name") or (domains[0] if domains else i))
@@ -108,10 +102,6 @@ def _site_errors(i: int, site: Any, seen: dict[str, str], names: dict[str, int])
             errors.append(f"{where}.name: {name} is already caddy_sites[{names[name]}]")
         else:
             names[name] = i
-    if not isinstance(site.get("www_redirect", False), bool):
-        errors.append(f"{where}.www_redirect: {site.get('www_redirect')!r} must be true or false")
-    if site.get("tls", "auto") not in ("auto", "internal"):
-        errors.append(f"{where}.tls: {site.get('tls')!r} must be auto or internal")
     serves = False
     if site.get("upstreams") is not None:
         errors += _upstream_errors(f"{where}.upstreams", site["upstreams"])
@@ -121,20 +111,13 @@ def _site_errors(i: int, site: Any, seen: dict[str, str], names: dict[str, int])
             errors.append(f"{where}.root: {site['root']!r} is not an absolute path")
         serves = True
     if site.get("raw"):
-        if not isinstance(site["raw"], str):
-            errors.append(f"{where}.raw: must be a string of Caddyfile directives")
         serves = True
-    routes = site.get("routes") or []
-    if not isinstance(routes, Sequence) or isinstance(routes, str):
-        errors.append(f"{where}.routes: must be a list")
-        routes = []
-    for j, route in enumerate(routes):
+    for j, route in enumerate(site.get("routes") or []):
         rwhere = f"{where}.routes[{j}]"
-        if not isinstance(route, Mapping) or not isinstance(route.get("path"), str) or not _PATH.match(route["path"]):
+        if not _PATH.match(str(route.get("path"))):
             errors.append(f"{rwhere}.path: must be a path like /api/*")
             continue
-        if set(route) - {"path", "upstreams", "root", "strip_prefix"}:
-            errors.append(f"{rwhere}: unknown keys {sorted(set(route) - {'path', 'upstreams', 'root', 'strip_prefix'})}")
+        route = {k: x for k, x in route.items() if x is not None}
         if ("upstreams" in route) == ("root" in route):
             errors.append(f"{rwhere}: needs exactly one of upstreams or root")
         if "upstreams" in route:
@@ -144,8 +127,6 @@ def _site_errors(i: int, site: Any, seen: dict[str, str], names: dict[str, int])
         serves = True
     if not serves:
         errors.append(f"{where}: serves nothing; give upstreams, root, routes or raw")
-    if site.get("lb_policy", "round_robin") not in LB_POLICIES:
-        errors.append(f"{where}.lb_policy: {site.get('lb_policy')!r} must be one of {', '.join(LB_POLICIES)}")
     if site.get("health_uri") is not None and (not isinstance(site["health_uri"], str) or not _PATH.match(site["health_uri"])):
         errors.append(f"{where}.health_uri: {site['health_uri']!r} must be a path like /healthz")
     for key in ("health_interval", "health_timeout"):
@@ -153,15 +134,8 @@ def _site_errors(i: int, site: Any, seen: dict[str, str], names: dict[str, int])
             errors.append(f"{where}.{key}: {site[key]!r} is not a duration like 5s")
     if site.get("max_body_size") is not None and not _SIZE.match(str(site["max_body_size"])):
         errors.append(f"{where}.max_body_size: {site['max_body_size']!r} is not a size like 10MB")
-    users = site.get("basic_auth") or []
-    if not isinstance(users, Sequence) or isinstance(users, str):
-        errors.append(f"{where}.basic_auth: must be a list of username/password")
-        users = []
-    for j, user in enumerate(users):
+    for j, user in enumerate(site.get("basic_auth") or []):
         uwhere = f"{where}.basic_auth[{j}]"
-        if not isinstance(user, Mapping):
-            errors.append(f"{uwhere}: must be a mapping with username and password")
-            continue
         if not isinstance(user.get("username"), str) or not _USER.match(user["username"]):
             errors.append(f"{uwhere}.username: must be letters, digits, . _ @ -")
         if not isinstance(user.get("password"), str) or len(user["password"]) < 8:
@@ -170,11 +144,7 @@ def _site_errors(i: int, site: Any, seen: dict[str, str], names: dict[str, int])
     for j, path in enumerate(site.get("basic_auth_paths") or []):
         if not isinstance(path, str) or not _PATH.match(path):
             errors.append(f"{where}.basic_auth_paths[{j}]: {path!r} must be a path like /admin/*")
-    headers = site.get("headers") or {}
-    if not isinstance(headers, Mapping):
-        errors.append(f"{where}.headers: must be a mapping of header name to value")
-        headers = {}
-    for hname, value in headers.items():
+    for hname, value in (site.get("headers") or {}).items():
         if not _HEADER.match(str(hname)):
             errors.append(f"{where}.headers: {hname!r} is not a header name")
         if _UNSAFE.search(str(value)):
@@ -184,33 +154,59 @@ def _site_errors(i: int, site: Any, seen: dict[str, str], names: dict[str, int])
     return errors
 
 
-def caddy_errors(variables: Mapping[str, Any]) -> list[str]:
+def _admin(value: Any) -> str | None:
+    admin = str(value)
+    if admin == "off" or re.match(r"^(localhost|127\.0\.0\.1|\[::1\]):[0-9]{1,5}$|^unix//[A-Za-z0-9/._-]+$", admin):
+        return None
+    return ("must be off, a loopback host:port (localhost:2019) or unix//path; the admin API must never listen "
+            "on a public address")
+
+
+def _no_injection(value: Any) -> str | None:
+    return "may not contain braces, quotes or newlines" if value and _UNSAFE.search(str(value)) else None
+
+
+# Options with a format or range (bool and choices are the argument spec's): see plugin_utils/checks.py.
+OPTIONS: dict[str, c.Check] = {
+    "caddy_repository_url": c.pattern(r"^https?://[^\s\"']+$", "an http(s) URL", bad=("", "dl.cloudsmith.io")),
+    "caddy_version": c.pattern(r"^[0-9]+(\.[0-9]+){0,2}([~+:.a-z0-9-]*)$", "a version like 2.8.4 (or empty)",
+                               bad=("latest", "2.8; rm"), empty_ok=True),
+    "caddy_acme_email": c.EMAIL,
+    "caddy_admin": c.Check(_admin, bad=("0.0.0.0:2019", ":2019", "203.0.113.5:2019")),
+    "caddy_hsts_max_age": c.int_range(0, 63072000, "seconds"),
+    "caddy_csp": c.Check(_no_injection, bad=('default-src "self"', "a}b")),
+    "caddy_log_dir": c.ABSOLUTE_PATH,
+    "caddy_log_roll_size": c.pattern(_SIZE.pattern, "a size like 50MiB", bad=("", "big", "-5MB")),
+    "caddy_log_roll_keep": c.int_range(1, 1000),
+    "caddy_log_roll_keep_for": c.pattern(_DURATION.pattern, "a duration like 720h", bad=("", "30 days", "1w")),
+}
+FREE_FORM: dict[str, str] = {
+    "caddy_global_extra": "raw Caddyfile global options, validated with the whole file by caddy validate",
+    "caddy_sites": "every site field is checked below (domains, upstreams, paths, sizes, durations, users)",
+}
+SUBOPTION_BAD = {
+    "caddy_sites": ([{"domains": ["bad domain"], "upstreams": ["127.0.0.1:8080"]}],
+                    [{"domains": ["example.com"], "upstreams": ["127.0.0.1:99999"]}],
+                    [{"domains": ["example.com"]}],
+                    [{"domains": ["example.com"], "upstreams": ["127.0.0.1:8080"], "max_body_size": "huge"}],
+                    [{"domains": ["example.com"], "upstreams": ["127.0.0.1:8080"],
+                      "basic_auth": [{"username": "ops", "password": "short"}]}]),
+}
+
+
+def caddy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the caddy role's input."""
     v = variables
-    errors: list[str] = []
-    sites = v.get("caddy_sites") or []
-    if isinstance(sites, (str, bytes)) or not isinstance(sites, Sequence):
-        return ["caddy_sites: must be a list of sites"]
+    host = host or {}
+    errors: list[str] = c.os_errors(host, "caddy") if host.get("distribution") else []
+    errors += c.check_options(v, OPTIONS, host)
     seen: dict[str, str] = {}
     names: dict[str, int] = {}
-    for i, site in enumerate(sites):
+    sites = v.get("caddy_sites") or []
+    for i, site in enumerate(sites if c.is_list(sites) else []):
         errors += _site_errors(i, site, seen, names)
-    email = v.get("caddy_acme_email") or ""
-    if email and not _EMAIL.match(email):
-        errors.append(f"caddy_acme_email: {email!r} is not an e-mail address")
-    admin = str(v.get("caddy_admin", "localhost:2019"))
-    if admin != "off" and not re.match(r"^(localhost|127\.0\.0\.1|\[::1\]):[0-9]{1,5}$|^unix//[A-Za-z0-9/._-]+$", admin):
-        errors.append(f"caddy_admin: {admin!r} must be off, a loopback host:port (localhost:2019) or unix//path; "
-                      "the admin API must never listen on a public address")
-    if admin == "off" and v.get("caddy_metrics"):
+    if v.get("caddy_admin") == "off" and v.get("caddy_metrics"):
         errors.append("caddy_metrics: metrics are served on the admin endpoint; caddy_admin is off")
-    for key in ("caddy_log_roll_size",):
-        if not _SIZE.match(str(v.get(key, "50MiB"))):
-            errors.append(f"{key}: {v.get(key)!r} is not a size like 50MiB")
-    if not _DURATION.match(str(v.get("caddy_log_roll_keep_for", "720h"))):
-        errors.append(f"caddy_log_roll_keep_for: {v.get('caddy_log_roll_keep_for')!r} is not a duration like 720h")
-    if v.get("caddy_csp") and _UNSAFE.search(str(v["caddy_csp"])):
-        errors.append("caddy_csp: braces, quotes and newlines are not allowed")
     return errors
 
 
@@ -226,8 +222,24 @@ def caddy_size_bytes(size: Any) -> int:
     return int(number * _UNITS[(match.group(2) or "").lower()])
 
 
+def caddy_basic_auth_hashes(sites: Any) -> dict[str, str]:
+    """``{"<site name>/<user>": bcrypt hash}`` for every basic-auth user of every site. The salt
+    comes from site, user and password, so a rerun writes the same Caddyfile."""
+    hashes = {}
+    for site in sites or []:
+        name = site.get("name") or site["domains"][0]
+        for user in site.get("basic_auth") or []:
+            try:
+                hashes[f"{name}/{user['username']}"] = reproducible_bcrypt(
+                    user["password"], ["anvil-caddy", name, user["username"]])
+            except (TypeError, ValueError, ImportError) as exc:
+                raise AnsibleFilterError(f"caddy_sites ({name}).basic_auth ({user.get('username')}): {exc}") from exc
+    return hashes
+
+
 class FilterModule:
     """anvil.hetzner caddy filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"caddy_errors": caddy_errors, "caddy_size_bytes": caddy_size_bytes}
+        return {"caddy_errors": caddy_errors, "caddy_size_bytes": caddy_size_bytes,
+                "caddy_basic_auth_hashes": caddy_basic_auth_hashes}

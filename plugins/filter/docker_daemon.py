@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
+
 DOCUMENTATION = r"""
 name: docker_daemon_config
 short_description: The daemon.json the docker role writes, and the checks around it
@@ -76,7 +78,6 @@ _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,2}([~+:.a-z0-9-]*)$", re.IGNORECASE)
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\$?$")
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 _REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._/-]*)?$|^https?://")
-_SCHEDULE = re.compile(r"^[A-Za-z0-9*:,./~ -]+$")
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -114,15 +115,6 @@ def docker_daemon_config(variables: Mapping[str, Any]) -> dict[str, Any]:
     return _merge(config, dict(v.get("docker_daemon_options") or {}))
 
 
-def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    if not isinstance(value, str) or not value or value != value.strip():
-        return None
-    try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return None
-
-
 def _type_errors(config: Mapping[str, Any]) -> list[str]:
     errors = []
     for key, value in config.items():
@@ -144,12 +136,14 @@ def _type_errors(config: Mapping[str, Any]) -> list[str]:
             if not isinstance(value, str):
                 errors.append(f"log-opts {opt!r}: dockerd takes only strings here, got {value!r} "
                               f"(write \"{value}\")")
+        # docker_log_max_size / docker_log_max_file are checked by OPTIONS; these are the values
+        # docker_daemon_options['log-opts'] puts over them.
         size = log_opts.get("max-size")
         if isinstance(size, str) and not _SIZE.match(size):
-            errors.append(f"docker_log_max_size: {size!r} is not a size like 10m, 512k, 1g")
+            errors.append(f"docker_daemon_options['log-opts']['max-size']: {size!r} is not a size like 10m, 512k, 1g")
         count = log_opts.get("max-file")
         if isinstance(count, str) and (not count.isdigit() or int(count) < 1):
-            errors.append(f"docker_log_max_file: {count!r} is not a number of files (1 or more)")
+            errors.append(f"docker_daemon_options['log-opts']['max-file']: {count!r} is not a number of files")
     try:
         json.dumps(config)
     except (TypeError, ValueError) as exc:
@@ -161,7 +155,7 @@ def _network_errors(v: Mapping[str, Any]) -> list[str]:
     errors = []
     reserved = []
     for i, net in enumerate(v.get("docker_reserved_networks") or []):
-        parsed = _network(net)
+        parsed = c.network(net)
         if parsed is None:
             errors.append(f"docker_reserved_networks[{i}]: {net!r} is not a CIDR network")
         else:
@@ -172,7 +166,7 @@ def _network_errors(v: Mapping[str, Any]) -> list[str]:
         if not isinstance(pool, Mapping) or set(pool) - {"base", "size"} or not {"base", "size"} <= set(pool):
             errors.append(f"{where}: must be a mapping with exactly base (CIDR) and size (prefix length)")
             continue
-        base = _network(pool["base"])
+        base = c.network(pool["base"])
         size = pool["size"]
         if base is None or base.version != 4:
             errors.append(f"{where}.base: {pool['base']!r} is not an IPv4 CIDR network")
@@ -203,34 +197,63 @@ def _network_errors(v: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def docker_errors(variables: Mapping[str, Any], distribution: str = "", major: str = "") -> list[str]:
+def _metrics_address(value: Any) -> str | None:
+    if value in ("", None):
+        return None
+    m = _HOST_PORT.match(value) if isinstance(value, str) else None
+    return None if m and 1 <= int(m.group(2)) <= 65535 else "is not host:port like 127.0.0.1:9323"
+
+
+# Options with a format or range (bool and choices are the argument spec's): see plugin_utils/checks.py.
+OPTIONS: dict[str, c.Check] = {
+    "docker_repository_url": c.pattern(r"^https?://[^\s\"']+$", "an http(s) URL", bad=("", "download.docker.com",
+                                                                                    "ftp://x")),
+    "docker_version": c.pattern(_VERSION.pattern, "a version like 27.3.1 (or empty for the newest)",
+                                bad=("latest", "27.3.1; rm"), empty_ok=True),
+    "docker_log_driver": c.pattern(r"^[a-z0-9][a-z0-9_.-]*$", "a log driver name like json-file or local",
+                                   bad=("", "json file")),
+    "docker_log_max_size": c.pattern(_SIZE.pattern, "a size like 10m, 512k, 1g", bad=("", "10 MB", "10")),
+    "docker_log_max_file": c.int_range(1, 100),
+    "docker_reserved_networks": c.NETWORKS,
+    "docker_metrics_address": c.Check(_metrics_address, bad=("127.0.0.1", "localhost:99999")),
+    "docker_users": c.Check(lambda u: None if isinstance(u, str) and _USER.match(u) and u != "root" else
+                            "is not a user name (root needs no group)", bad=(["root"], ["Bad User"]), each=True),
+    "docker_prune_schedule": c.CALENDAR,
+    "docker_prune_until": c.pattern(_DURATION.pattern, "a duration like 168h, 30m, 90s", bad=("", "1 week", "7d")),
+    "docker_registries_user": c.USER_NAME,
+}
+FREE_FORM: dict[str, str] = {
+    "docker_daemon_options": "any daemon.json key; types of known keys are checked, and dockerd validates the file",
+    "docker_bridge_ip": "checked as an IPv4 interface against docker_reserved_networks below",
+}
+SUBOPTION_BAD = {
+    "docker_default_address_pools": ([{"base": "10.300.0.0/16", "size": 24}], [{"base": "172.20.0.0/14", "size": 40}]),
+    "docker_registries": ([{"registry": "bad host!", "username": "u", "password": "p"}],
+                          [{"registry": "ghcr.io", "username": "", "password": "p"}]),
+}
+
+
+def docker_errors(variables: Mapping[str, Any], distribution: str = "", major: str = "",
+                  host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the role's input, each message starting with the variable at fault."""
     v = variables
-    errors: list[str] = []
+    host = host or {}
+    distribution = distribution or str(host.get("distribution", ""))
+    major = major or str(host.get("major", ""))
+    errors: list[str] = c.os_errors(host, "docker") if host.get("distribution") else []
+    errors += c.check_options(v, OPTIONS, host)
     options = v.get("docker_daemon_options")
     if not isinstance(options, Mapping):
         errors.append(f"docker_daemon_options: must be a mapping of daemon.json keys, got {options!r}")
     else:
-        errors += _type_errors(docker_daemon_config(v))
+        merged = docker_daemon_config(v)
+        own = {"max-size": str(v.get("docker_log_max_size", "10m")), "max-file": str(v.get("docker_log_max_file", 3))}
+        if isinstance(merged.get("log-opts"), Mapping):
+            # the role's own log options are reported once, by OPTIONS, under their own names
+            merged = {**merged, "log-opts": {k: x for k, x in merged["log-opts"].items() if own.get(k) != x}}
+        errors += _type_errors(merged)
     errors += _network_errors(v)
 
-    version = str(v.get("docker_version") or "")
-    if version and not _VERSION.match(version):
-        errors.append(f"docker_version: {version!r} is not a version like 27.3.1 (or empty for the newest)")
-    metrics = v.get("docker_metrics_address") or ""
-    if metrics:
-        m = _HOST_PORT.match(metrics)
-        if not m or not 1 <= int(m.group(2)) <= 65535:
-            errors.append(f"docker_metrics_address: {metrics!r} is not host:port like 127.0.0.1:9323")
-    until = str(v.get("docker_prune_until") or "")
-    if not _DURATION.match(until):
-        errors.append(f"docker_prune_until: {until!r} is not a duration like 168h, 30m, 90s")
-    schedule = str(v.get("docker_prune_schedule") or "")
-    if not schedule or not _SCHEDULE.match(schedule):
-        errors.append(f"docker_prune_schedule: {schedule!r} is not a systemd OnCalendar value like daily or *-*-* 04:00")
-    for i, user in enumerate(v.get("docker_users") or []):
-        if not isinstance(user, str) or not _USER.match(user) or user == "root":
-            errors.append(f"docker_users[{i}]: {user!r} is not a user name (root needs no group)")
     seen: dict[str, int] = {}
     for i, reg in enumerate(v.get("docker_registries") or []):
         where = f"docker_registries[{i}]"

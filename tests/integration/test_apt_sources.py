@@ -1,6 +1,7 @@
 """The docker and caddy roles' official-repository paths, which the Molecule scenarios cannot reach (no
-route to the vendors' repositories from the test machines): the deb822 sources and package lists the
-roles compute, rendered by Ansible from the roles' own defaults, vars and templates."""
+route to the vendors' repositories from the test machines): the deb822 repositories (the parameters the
+roles pass to ansible.builtin.deb822_repository) and package lists the roles compute, rendered by
+Ansible from the roles' own defaults and vars."""
 
 from __future__ import annotations
 
@@ -24,13 +25,10 @@ PLAYBOOK = """
     - ansible.builtin.include_vars: {role}/defaults/main.yml
     - ansible.builtin.include_vars: {role}/vars/main.yml
     - ansible.builtin.copy:
-        dest: {out}/docker.sources
-        content: "{{{{ lookup('ansible.builtin.template', '{role}/templates/docker.sources.j2') }}}}"
-        mode: "0644"
-    - ansible.builtin.copy:
         dest: {out}/result.json
         content: >-
-          {{{{ {{'packages': __docker_package_names, 'conflicts': __docker_conflicts[docker_install_source]}} | to_json }}}}
+          {{{{ {{'packages': __docker_package_names, 'conflicts': __docker_conflicts[docker_install_source],
+                'repository': __docker_apt_repository}} | to_json }}}}
         mode: "0644"
 """
 
@@ -48,16 +46,12 @@ def run_playbook(book: Path, *extra: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def render(tmp_path: Path, facts: dict[str, str], *extra: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+def render(tmp_path: Path, facts: dict[str, str], *extra: str) -> tuple[dict[str, object], dict[str, list[str]]]:
     book = tmp_path / "render.yml"
     book.write_text(PLAYBOOK.format(facts=json.dumps(facts), role=ROLE, out=tmp_path))
     run_playbook(book, *extra)
-    source = {}
-    for line in (tmp_path / "docker.sources").read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition(": ")
-            source[key] = value
-    return source, json.loads((tmp_path / "result.json").read_text())
+    result = json.loads((tmp_path / "result.json").read_text())
+    return result.pop("repository"), result
 
 
 @pytest.mark.parametrize(
@@ -71,11 +65,11 @@ def render(tmp_path: Path, facts: dict[str, str], *extra: str) -> tuple[dict[str
           "architecture": "x86_64"}, "https://download.docker.com/linux/ubuntu", "noble", "amd64"),
     ],
 )
-def test_official_source_is_deb822_signed_by_the_keyring(tmp_path, facts, url, suite, arch):
+def test_official_source_is_deb822_signed_by_the_vendor_key(tmp_path, facts, url, suite, arch):
     source, result = render(tmp_path, facts)
     assert source == {
-        "Types": "deb", "URIs": url, "Suites": suite, "Components": "stable",
-        "Architectures": arch, "Signed-By": "/etc/apt/keyrings/docker.asc",
+        "name": "docker", "types": ["deb"], "uris": [url], "suites": [suite], "components": ["stable"],
+        "architectures": [arch], "signed_by": f"{url}/gpg",
     }
     assert result["packages"] == ["docker-ce", "docker-ce-cli", "containerd.io", "docker-compose-plugin",
                                   "docker-buildx-plugin"]
@@ -108,18 +102,18 @@ CADDY_PLAYBOOK = """
     - ansible.builtin.include_vars: {role}/defaults/main.yml
     - ansible.builtin.include_vars: {role}/vars/main.yml
     - ansible.builtin.copy:
-        dest: {out}/caddy.sources
-        content: "{{{{ lookup('ansible.builtin.template', '{role}/templates/caddy.sources.j2') }}}}"
+        dest: {out}/caddy.json
+        content: "{{{{ __caddy_apt_repository | to_json }}}}"
         mode: "0644"
 """
 
 
-def test_caddy_official_source_is_deb822_signed_by_the_keyring(tmp_path):
+def test_caddy_official_source_is_deb822_signed_by_the_vendor_key(tmp_path):
     book = tmp_path / "caddy.yml"
     book.write_text(CADDY_PLAYBOOK.format(role=ROOT / "roles" / "caddy", out=tmp_path))
     run_playbook(book)
-    lines = [ln for ln in (tmp_path / "caddy.sources").read_text().splitlines() if ln and not ln.startswith("#")]
-    assert dict(ln.split(": ", 1) for ln in lines) == {
-        "Types": "deb", "URIs": "https://dl.cloudsmith.io/public/caddy/stable/deb/debian", "Suites": "any-version",
-        "Components": "main", "Signed-By": "/etc/apt/keyrings/caddy-stable.asc",
+    assert json.loads((tmp_path / "caddy.json").read_text()) == {
+        "name": "caddy-stable", "types": ["deb"], "uris": ["https://dl.cloudsmith.io/public/caddy/stable/deb/debian"],
+        "suites": ["any-version"], "components": ["main"],
+        "signed_by": "https://dl.cloudsmith.io/public/caddy/stable/gpg.key",
     }

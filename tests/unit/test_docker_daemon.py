@@ -75,7 +75,7 @@ def test_other_log_drivers_get_no_file_rotation_options():
     ("variables", "message"),
     [
         (with_(docker_log_max_size="ten"), "docker_log_max_size: 'ten'"),
-        (with_(docker_log_max_file=0), "docker_log_max_file: '0'"),
+        (with_(docker_log_max_file=0), "docker_log_max_file: 0 must be a whole number from 1 to 100"),
         (with_(docker_daemon_options={"log-opts": {"max-file": 3}}), "log-opts 'max-file': dockerd takes only strings"),
         (with_(docker_daemon_options={"live-restore": "yes"}), "docker_daemon_options['live-restore']: must be true or false"),
         (with_(docker_daemon_options={"mtu": "1450"}), "docker_daemon_options['mtu']: must be a whole number"),
@@ -96,7 +96,7 @@ def test_other_log_drivers_get_no_file_rotation_options():
         (with_(docker_metrics_address="127.0.0.1"), "docker_metrics_address"),
         (with_(docker_metrics_address="127.0.0.1:99999"), "docker_metrics_address"),
         (with_(docker_prune_until="a week"), "docker_prune_until"),
-        (with_(docker_prune_schedule="daily; rm -rf /"), "docker_prune_schedule"),
+        (with_(docker_prune_schedule=""), "docker_prune_schedule"),
         (with_(docker_users=["root"]), "docker_users[0]"),
         (with_(docker_users=["Bad User"]), "docker_users[0]"),
         (with_(docker_version="latest please"), "docker_version"),
@@ -152,3 +152,12 @@ def test_unknown_keys_against_what_dockerd_knows():
     known = ["log-driver", "log-opts", "live-restore", "default-address-pools"]
     assert docker_unknown_keys(docker_daemon_config(DEFAULTS), known) == []
     assert docker_unknown_keys({"live-restore": True, "no-such-option": 1, "debg": True}, known) == ["debg", "no-such-option"]
+
+
+def test_calendar_refused_by_the_host_is_named() -> None:
+    """systemd-analyze on the host is the judge of calendars (host_probe's invalid_calendars)."""
+    variables = with_(docker_prune_schedule="every tuesday-ish")
+    assert docker_errors(variables) == []
+    errors = docker_errors(variables, host={"invalid_calendars": ["every tuesday-ish"]})
+    assert errors == ["docker_prune_schedule: 'every tuesday-ish' is not a systemd calendar expression "
+                      "(systemd-analyze calendar refuses it); try daily, weekly or Mon *-*-* 04:00"]

@@ -1,0 +1,242 @@
+# Copyright: anvil.hetzner maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Check the base role's input: formats, ranges and the combinations that would lock the operator out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
+
+DOCUMENTATION = r"""
+name: base_errors
+short_description: Everything wrong with the base role's input, as messages naming the variable
+version_added: 0.2.0
+description:
+  - Checks what the role's argument spec cannot express (ranges, formats, combinations) and the
+    combinations that would leave no account able to log in.
+  - Returns a list of messages; an empty list means the input is valid.
+options:
+  _input:
+    description: The role's variables (every C(base_*) variable), as a mapping of name to value.
+    type: dict
+    required: true
+  host:
+    description:
+      - What the role read from the host and the connection, keys C(distribution), C(major),
+        C(version), C(sshd_ports) (list of ports sshd listens on now), C(connection_user),
+        C(over_ssh) (bool), C(ansible_port), C(timezone_exists) (bool).
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Refuse invalid input
+  ansible.builtin.fail:
+    msg: "{{ errors | join(' | ') }}"
+  when: errors | length > 0
+  vars:
+    errors: "{{ __base_role_vars | anvil.hetzner.base_errors(host=__base_host) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Messages, one per problem, each starting with the variable (and item) at fault.
+  type: list
+  elements: str
+"""
+
+SSH_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$"
+)
+_USER = re.compile(c.USER_NAME_RE)
+_KEY_CHECK = c.Check(lambda v: None if isinstance(v, str) and SSH_KEY.match(v) else
+                     "is not an OpenSSH public key line ('ssh-ed25519 AAAA... comment')",
+                     bad=(["not a key"], ["ssh-ed25519"]), each=True)
+
+
+def _mapping_keys(regex: str, what: str, bad: tuple[Any, ...]) -> c.Check:
+    compiled = re.compile(regex)
+
+    def test(value: Any) -> str | None:
+        if not isinstance(value, Mapping):
+            return "must be a mapping"
+        wrong = [k for k in value if not isinstance(k, str) or not compiled.match(k)]
+        return f"has keys that are not {what}: {wrong}" if wrong else None
+
+    return c.Check(test, bad=bad)
+
+
+def _timezone(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", value)
+    return None if ok else "is not a time zone name such as Etc/UTC or Europe/Berlin"
+
+
+# Every option whose value has a format or range; options with `choices` or of type bool are
+# fully checked by the argument spec. tests/integration/test_spec_bad_inputs.py requires every
+# other option to be listed here (or in FREE_FORM with a reason).
+OPTIONS: dict[str, c.Check] = {
+    "base_deploy_user": c.USER_NAME,
+    "base_deploy_user_authorized_keys": _KEY_CHECK,
+    "base_deploy_user_shell": c.SHELL,
+    "base_deploy_user_groups": c.GROUP_NAMES,
+    "base_users_absent": c.USER_NAMES,
+    "base_users_locked": c.USER_NAMES,
+    "base_ssh_port": c.PORT,
+    "base_ssh_listen_addresses": c.ADDRESSES,
+    "base_ssh_access_group": c.pattern(c.USER_NAME_RE, "a group name", bad=("", "SSH Users")),
+    "base_ssh_allow_groups": c.GROUP_NAMES,
+    "base_ssh_allow_users": c.USER_NAMES,
+    "base_ssh_max_auth_tries": c.int_range(1, 6),
+    "base_ssh_max_sessions": c.int_range(1, 64),
+    "base_ssh_login_grace_time": c.int_range(10, 600, "seconds"),
+    "base_ssh_client_alive_interval": c.int_range(0, 3600, "seconds"),
+    "base_ssh_client_alive_count_max": c.int_range(0, 10),
+    "base_ssh_rsa_host_key_bits": c.int_range(3072, 16384),
+    "base_ssh_moduli_min_bits": c.int_range(3072, 8192),
+    "base_ssh_kex_algorithms": c.nonempty(c.SSH_ALGORITHMS),
+    "base_ssh_ciphers": c.nonempty(c.SSH_ALGORITHMS),
+    "base_ssh_macs": c.nonempty(c.SSH_ALGORITHMS),
+    "base_ssh_host_key_algorithms": c.nonempty(c.SSH_ALGORITHMS),
+    "base_ssh_extra_config": _mapping_keys(r"^[A-Za-z][A-Za-z0-9]*$", "sshd keywords",
+                                           bad=({"Port 22\nPermitRootLogin": "yes"}, {"": "x"})),
+    "base_sysctl_extra": _mapping_keys(r"^[a-z0-9_*-]+([./][a-z0-9_*-]+)+$", "sysctl names like net.ipv4.ip_forward",
+                                       bad=({"kernel": 1}, {"net.ipv4.ip forward": 1})),
+    "base_modprobe_blacklist": c.pattern(r"^[A-Za-z0-9_-]+$", "a kernel module name", bad=(["usb storage"], ["a;b"]),
+                                         each=True),
+    "base_umask": c.pattern(r"^0?[0-7]{3}$", "three octal digits such as 027", bad=("", "999", "27", "rwx")),
+    "base_login_defs": _mapping_keys(r"^[A-Z][A-Z0-9_]*$", "login.defs keys like PASS_WARN_AGE",
+                                     bad=({"pass max days": 1}, {"UMASK\nX": "1"})),
+    "base_password_max_days": c.int_range(1, 99999, "days"),
+    "base_packages": c.PACKAGE_NAMES,
+    "base_packages_extra": c.PACKAGE_NAMES,
+    "base_packages_absent": c.PACKAGE_NAMES,
+    "base_apt_cache_valid_time": c.int_range(0, 604800, "seconds"),
+    "base_unattended_upgrades_extra_origins": c.SAFE_TEXTS,
+    "base_unattended_upgrades_blacklist": c.SAFE_TEXTS,
+    "base_unattended_upgrades_reboot_time": c.pattern(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", "HH:MM (24 hours)",
+                                                      bad=("25:00", "3:30pm", "")),
+    "base_unattended_upgrades_mail": c.EMAIL,
+    "base_timezone": c.Check(_timezone, bad=("../../etc/passwd", "", "Mars/Olympus_Mons")),
+    "base_hostname": c.pattern(c.HOST_NAME_RE, "a lower-case RFC 1123 host name", bad=("Web_1", "-web", "a..b"),
+                               empty_ok=True),
+    "base_ntp_servers": c.HOST_NAMES,
+    "base_ntp_fallback_servers": c.HOST_NAMES,
+    "base_journald_system_max_use": c.pattern(r"^[0-9]+[KMGT]?$", "a size such as 500M or 2G",
+                                              bad=("", "lots", "500 MB")),
+    "base_journald_max_retention": c.pattern(
+        r"^[0-9]+ ?(s|sec|min|h|hour|d|day|w|week|month|y|year)s?$", "a time span such as 2week or 1month",
+        bad=("", "forever", "1 fortnight")),
+    "base_swap_file_size_mb": c.int_range(0, 65536, "MB"),
+    "base_swap_file_path": c.ABSOLUTE_PATH,
+    "base_swappiness": c.int_range(0, 100),
+}
+
+# Options that are checked by their type alone, and why that is enough.
+FREE_FORM: dict[str, str] = {
+    "base_users": "a list of accounts; every field is checked below (names, keys, shells) by base_errors",
+}
+
+# Values a spec-driven test feeds to base_users, beside the spec's own type errors.
+SUBOPTION_BAD = {
+    "base_users": ([{"name": "Bad User"}], [{"name": "ops", "authorized_keys": ["nope"]}],
+                   [{"name": "ops", "shell": "bash"}], [{"name": "deploy"}]),
+}
+
+
+def _accounts(v: Mapping[str, Any]) -> list[dict[str, Any]]:
+    deploy = {"name": v.get("base_deploy_user", "deploy"), "authorized_keys": v.get("base_deploy_user_authorized_keys") or [],
+              "ssh": True}
+    users = [u for u in v.get("base_users") or [] if isinstance(u, Mapping)]
+    return [deploy] + [{"ssh": True, "authorized_keys": [], **u} for u in users]
+
+
+def _user_errors(v: Mapping[str, Any]) -> list[str]:
+    errors: list[str] = []
+    users = v.get("base_users") or []
+    if not c.is_list(users):
+        return []  # the argument spec refuses it
+    for index, user in enumerate(users):
+        where = f"base_users[{index}]"
+        if not isinstance(user, Mapping):
+            errors.append(f"{where}: must be a mapping with at least a name")
+            continue
+        errors += c.USER_NAME.errors(f"{where}.name", user.get("name"))
+        if "authorized_keys" in user:
+            errors += _KEY_CHECK.errors(f"{where}.authorized_keys", user["authorized_keys"])
+        if "shell" in user:
+            errors += c.SHELL.errors(f"{where}.shell", user["shell"])
+        if "groups" in user:
+            errors += c.GROUP_NAMES.errors(f"{where}.groups", user["groups"])
+    names = [a["name"] for a in _accounts(v)]
+    removed = list(v.get("base_users_absent") or []) + list(v.get("base_users_locked") or [])
+    if "root" in removed:
+        errors.append("base_users_absent / base_users_locked: may not name root")
+    both = sorted(set(names) & set(removed))
+    if both:
+        errors.append(f"base_users_absent / base_users_locked: name accounts the role also creates: {both}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        errors.append(f"base_users: repeats a name (or names the deploy user): {repeated}")
+    return errors
+
+
+def _lockout_errors(v: Mapping[str, Any], host: Mapping[str, Any]) -> list[str]:
+    errors: list[str] = []
+    root_closed = v.get("base_ssh_permit_root_login", "no") != "yes"
+    closing = root_closed or not v.get("base_ssh_password_authentication", False)
+    deploy = v.get("base_deploy_user", "deploy")
+    if deploy == "root":
+        errors.append("base_deploy_user: may not be root; root login is closed by this role (base_ssh_permit_root_login), "
+                      "so a deploy user named root would leave no account able to log in. Name a separate user "
+                      "such as deploy")
+    if closing and not v.get("base_deploy_user_authorized_keys"):
+        errors.append(
+            "base_deploy_user_authorized_keys: is empty while root or password login would be disabled "
+            f"(base_ssh_permit_root_login={v.get('base_ssh_permit_root_login', 'no')}, base_ssh_password_authentication="
+            f"{v.get('base_ssh_password_authentication', False)}): that would lock you out. Add the deploy user's "
+            "public key first.")
+    allow_users = list(v.get("base_ssh_allow_users") or [])
+    key_users = [a["name"] for a in _accounts(v)
+                 if a.get("ssh", True) and a.get("authorized_keys") and a["name"] != "root"]
+    # AllowUsers always holds the deploy user (see templates/sshd_config.j2).
+    allowed = [n for n in key_users if not allow_users or n in allow_users + [deploy]]
+    if closing and deploy != "root" and v.get("base_deploy_user_authorized_keys") and not allowed:
+        errors.append("base_ssh_allow_users: no account with a key would be allowed to log in; add the deploy user")
+    user = str(host.get("connection_user") or "")
+    ssh_users = [a["name"] for a in _accounts(v) if a.get("ssh", True)]
+    if user not in ("", "root") and user not in ssh_users:
+        errors.append(f"base_deploy_user / base_users: this play connects as '{user}', who would not be allowed to "
+                      "log in over SSH afterwards (not base_deploy_user and not in base_users with ssh: true)")
+    ports = [str(p) for p in host.get("sshd_ports") or []]
+    port = v.get("base_ssh_port", 22)
+    if host.get("over_ssh") and ports and str(port) not in ports and str(host.get("ansible_port", 22)) not in ports:
+        errors.append(
+            f"base_ssh_port: would move sshd from port {','.join(ports)} to {port}, but this play reaches the host "
+            f"through port {host.get('ansible_port', 22)} (a port forward?), so the role cannot check the new port "
+            "before closing the old one. Connect directly, or change the port by other means.")
+    return errors
+
+
+def base_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
+    """Every problem with the base role's input, each message starting with the variable at fault."""
+    v = variables
+    host = host or {}
+    errors = c.os_errors(host, "base") if host.get("distribution") else []
+    errors += c.check_options(v, OPTIONS, host)
+    errors += _user_errors(v)
+    errors += _lockout_errors(v, host)
+    tz = v.get("base_timezone")
+    if "timezone_exists" in host and not host["timezone_exists"] and not _timezone(tz):
+        errors.append(f"base_timezone: {tz!r} is not a time zone known to this host (e.g. Etc/UTC, Europe/Berlin)")
+    return errors
+
+
+class FilterModule:
+    """anvil.hetzner base filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"base_errors": base_errors}

@@ -1,0 +1,248 @@
+#!/usr/bin/python
+# Copyright: anvil.hetzner maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read, in one module call, what the roles' input checks need to know about a host."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: host_probe
+short_description: Read what the anvil.hetzner roles check before changing a host
+version_added: 0.2.0
+description:
+  - One read-only call that answers the questions every role's input check asks of the host
+    before anything changes, instead of one command or C(stat) task per question.
+  - Never changes anything; supports check mode and always runs in it.
+author:
+  - anvil.hetzner maintainers
+options:
+  paths:
+    description:
+      - Paths (shell globs allowed) to look for; each appears in RV(exists) as true when at least
+        one file matches.
+    type: list
+    elements: str
+    default: []
+  sshd_ports:
+    description: Read the ports sshd is configured to listen on (C(sshd -T)).
+    type: bool
+    default: false
+  ssh:
+    description:
+      - Read what hardening sshd needs to know, returned in RV(ssh) (algorithms the installed
+        OpenSSH supports, the RSA host key's size, short Diffie-Hellman moduli, socket activation).
+    type: bool
+    default: false
+  moduli_min_bits:
+    description: With O(ssh), count the moduli in C(/etc/ssh/moduli) shorter than this.
+    type: int
+    default: 3072
+  calendars:
+    description:
+      - systemd calendar expressions (C(OnCalendar=) values) to check with C(systemd-analyze calendar).
+      - Those it refuses are returned in RV(invalid_calendars).
+    type: list
+    elements: str
+    default: []
+  packages:
+    description: Package names whose installed state to read from dpkg.
+    type: list
+    elements: str
+    default: []
+  users:
+    description: Account names to look up; the ones that do not exist are returned in RV(missing_users).
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - Used by the input checks of the roles of this collection (C(tasks/assert.yml)).
+"""
+
+EXAMPLES = r"""
+- name: Read the host before any change
+  anvil.hetzner.host_probe:
+    paths: [/usr/bin/docker, /var/log/caddy/*.log]
+    sshd_ports: true
+    calendars: [daily, "Mon *-*-* 04:00"]
+  register: probe
+"""
+
+RETURN = r"""
+exists:
+  description: For every path in O(paths), whether it (or a match of the glob) exists.
+  returned: always
+  type: dict
+  sample: {"/usr/bin/docker": true}
+sshd_ports:
+  description: Ports sshd is configured to listen on; empty when sshd is missing or its config does not parse.
+  returned: always
+  type: list
+  elements: int
+  sample: [22]
+ssh:
+  description: With O(ssh), what the installed OpenSSH supports and the state of its keys.
+  returned: always
+  type: dict
+  contains:
+    algorithms:
+      description: Output of C(ssh -Q kex|cipher|mac|key), one list per kind (keys C(kex), C(cipher), C(mac), C(key)).
+      type: dict
+    rsa_host_key_bits:
+      description: Size of C(/etc/ssh/ssh_host_rsa_key), 0 when there is none.
+      type: int
+    weak_moduli:
+      description: How many groups in C(/etc/ssh/moduli) are shorter than O(moduli_min_bits).
+      type: int
+    socket_enabled:
+      description: Whether C(ssh.socket) is enabled (socket activation owns the SSH port).
+      type: bool
+invalid_calendars:
+  description: The values of O(calendars) that C(systemd-analyze calendar) refuses.
+  returned: always
+  type: list
+  elements: str
+  sample: ["every tuesday-ish"]
+calendars_checked:
+  description: Whether C(systemd-analyze) was there to check O(calendars).
+  returned: always
+  type: bool
+installed_packages:
+  description: The packages of O(packages) that dpkg reports as installed.
+  returned: always
+  type: list
+  elements: str
+missing_users:
+  description: The accounts of O(users) that do not exist.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import glob
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def sshd_ports(module: AnsibleModule) -> list[int]:
+    sshd = module.get_bin_path("sshd", opt_dirs=["/usr/sbin"])
+    if not sshd:
+        return []
+    rc, out, _err = module.run_command([sshd, "-T"])
+    if rc != 0:
+        return []
+    ports = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "port" and fields[1].isdigit():
+            ports.append(int(fields[1]))
+    return sorted(set(ports))
+
+
+def weak_moduli(path: str, min_bits: int) -> int:
+    """Groups in an OpenSSH moduli file whose size (field 5, bits - 1) is below min_bits."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return 0
+    count = 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 7 and not fields[0].startswith("#") and fields[4].isdigit() and int(fields[4]) + 1 < min_bits:
+            count += 1
+    return count
+
+
+def ssh_state(module: AnsibleModule, min_bits: int) -> dict:
+    state: dict = {"algorithms": {}, "rsa_host_key_bits": 0, "weak_moduli": 0, "socket_enabled": False}
+    ssh = module.get_bin_path("ssh")
+    for kind in ("kex", "cipher", "mac", "key"):
+        out = module.run_command([ssh, "-Q", kind])[1] if ssh else ""
+        state["algorithms"][kind] = [line.strip() for line in out.splitlines() if line.strip()]
+    keygen = module.get_bin_path("ssh-keygen")
+    if keygen and os.path.exists("/etc/ssh/ssh_host_rsa_key.pub"):
+        rc, out, _err = module.run_command([keygen, "-lf", "/etc/ssh/ssh_host_rsa_key.pub"])
+        if rc == 0 and out.split() and out.split()[0].isdigit():
+            state["rsa_host_key_bits"] = int(out.split()[0])
+    state["weak_moduli"] = weak_moduli("/etc/ssh/moduli", min_bits)
+    systemctl = module.get_bin_path("systemctl")
+    if systemctl:
+        out = module.run_command([systemctl, "is-enabled", "ssh.socket"])[1].strip()
+        state["socket_enabled"] = out in ("enabled", "enabled-runtime")
+    return state
+
+
+def invalid_calendars(module: AnsibleModule, values: list[str]) -> tuple[list[str], bool]:
+    analyze = module.get_bin_path("systemd-analyze")
+    if not analyze:
+        return [], False
+    bad = []
+    for value in values:
+        rc, _out, _err = module.run_command([analyze, "calendar", "--", value])
+        if rc != 0:
+            bad.append(value)
+    return bad, True
+
+
+def installed_packages(module: AnsibleModule, names: list[str]) -> list[str]:
+    if not names:
+        return []
+    dpkg_query = module.get_bin_path("dpkg-query")
+    if not dpkg_query:
+        return []
+    # dpkg-query exits 1 when some names are unknown; the others are still listed.
+    _rc, out, _err = module.run_command([dpkg_query, "-W", "-f", "${db:Status-Abbrev} ${Package}\n"] + names)
+    found = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "ii":
+            found.append(fields[1])
+    return sorted(found)
+
+
+def missing_users(names: list[str]) -> list[str]:
+    missing = []
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            missing.append(name)
+    return missing
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "paths": {"type": "list", "elements": "str", "default": []},
+            "sshd_ports": {"type": "bool", "default": False},
+            "ssh": {"type": "bool", "default": False},
+            "moduli_min_bits": {"type": "int", "default": 3072},
+            "calendars": {"type": "list", "elements": "str", "default": []},
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "users": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    bad_calendars, checked = invalid_calendars(module, params["calendars"])
+    module.exit_json(
+        changed=False,
+        exists={path: bool(glob.glob(path)) for path in params["paths"]},
+        sshd_ports=sshd_ports(module) if params["sshd_ports"] else [],
+        ssh=ssh_state(module, params["moduli_min_bits"]) if params["ssh"] else {},
+        invalid_calendars=bad_calendars,
+        calendars_checked=checked,
+        installed_packages=installed_packages(module, params["packages"]),
+        missing_users=missing_users(params["users"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
