@@ -120,7 +120,7 @@ OPTIONS: dict[str, c.Check] = {
     "base_unattended_upgrades_reboot_time": c.pattern(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", "HH:MM (24 hours)",
                                                       bad=("25:00", "3:30pm", "")),
     "base_unattended_upgrades_mail": c.EMAIL,
-    "base_timezone": c.Check(_timezone, bad=("../../etc/passwd", "", "Mars/Olympus_Mons")),
+    "base_timezone": c.Check(_timezone, bad=("../../etc/passwd", "")),  # unknown zones: host check below
     "base_hostname": c.pattern(c.HOST_NAME_RE, "a lower-case RFC 1123 host name", bad=("Web_1", "-web", "a..b"),
                                empty_ok=True),
     "base_ntp_servers": c.HOST_NAMES,
@@ -143,7 +143,7 @@ FREE_FORM: dict[str, str] = {
 # Values a spec-driven test feeds to base_users, beside the spec's own type errors.
 SUBOPTION_BAD = {
     "base_users": ([{"name": "Bad User"}], [{"name": "ops", "authorized_keys": ["nope"]}],
-                   [{"name": "ops", "shell": "bash"}], [{"name": "deploy"}]),
+                   [{"name": "ops", "shell": "bash"}], [{"name": "ops"}, {"name": "ops"}]),
 }
 
 

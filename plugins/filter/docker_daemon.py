@@ -225,6 +225,8 @@ OPTIONS: dict[str, c.Check] = {
 FREE_FORM: dict[str, str] = {
     "docker_daemon_options": "any daemon.json key; types of known keys are checked, and dockerd validates the file",
     "docker_bridge_ip": "checked as an IPv4 interface against docker_reserved_networks below",
+    "docker_default_address_pools": "every pool is checked below (base network, size, overlaps, reserved networks)",
+    "docker_registries": "every entry is checked below (registry name, duplicates, credentials never printed)",
 }
 SUBOPTION_BAD = {
     "docker_default_address_pools": ([{"base": "10.300.0.0/16", "size": 24}], [{"base": "172.20.0.0/14", "size": 40}]),

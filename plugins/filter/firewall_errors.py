@@ -101,7 +101,10 @@ OPTIONS: dict[str, c.Check] = {
     "firewall_fail2ban_maxretry": c.int_range(1, 100),
     "firewall_fail2ban_caddy_log_paths": c.ABSOLUTE_PATHS,
 }
-FREE_FORM: dict[str, str] = {}
+FREE_FORM: dict[str, str] = {
+    "firewall_rules": "every rule is checked below (ports and ranges, addresses, interface, open-to-all guard)",
+    "firewall_docker_allow": "every entry is checked below (port, source)",
+}
 SUBOPTION_BAD = {
     "firewall_rules": ([{"port": 70000}], [{"port": 80, "from": "10.0.0.0/33"}], [{"rule": "allow"}],
                        [{"port": 80, "interface": "eth0; reboot"}]),
@@ -192,7 +195,8 @@ def firewall_managed_rules(variables: Mapping[str, Any], controller: str = "", s
 
 
 _NUMBERED = re.compile(r"^\[ *([0-9]+)\]")
-_TAG = re.compile(r"# anvil:([0-9a-f]{8})")
+_TAG = re.compile(r"# anvil:([0-9a-f]{8})")  # in `ufw status numbered`
+_ADDED_TAG = re.compile(r"comment 'anvil:([0-9a-f]{8})\b")  # in `ufw show added`
 
 
 def firewall_stale_rules(status: str | Sequence[str], managed: Sequence[Mapping[str, Any]],
@@ -238,7 +242,7 @@ def firewall_rules_to_apply(managed: Sequence[Mapping[str, Any]], added: str) ->
     """The managed rules that ``ufw show added`` does not reflect yet: present rules whose tag is
     missing and absent rules whose tag is still there. The tag is a hash of everything the rule
     matches, so a tagged rule that is there is exactly the wanted one."""
-    there = set(_TAG.findall(added))
+    there = set(_ADDED_TAG.findall(added))
     return [dict(r) for r in managed if (r["id"] in there) != (r.get("state", "present") == "present")]
 
 
@@ -248,7 +252,7 @@ def firewall_may_have_stale(added: str, managed: Sequence[Mapping[str, Any]], pu
     status read next tells them apart."""
     present = {r["id"] for r in managed if r.get("state", "present") == "present"}
     rules = [line for line in added.splitlines() if line.startswith("ufw ")]
-    return any(not (set(_TAG.findall(line)) <= present) or (purge and not _TAG.search(line)) for line in rules)
+    return any(not (set(_ADDED_TAG.findall(line)) <= present) or (purge and not _ADDED_TAG.search(line)) for line in rules)
 
 
 class FilterModule:

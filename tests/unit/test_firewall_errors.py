@@ -59,3 +59,103 @@ def test_ssh_sources_must_include_the_controller() -> None:
     errors = firewall_errors(variables, client="198.51.100.1")
     assert errors and "198.51.100.1" in errors[0] and "lock this session out" in errors[0]
     assert firewall_errors(variables, client="") == []  # not over SSH (docker, local): nothing to protect
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule set, the reader of `ufw status verbose` / `ufw show added` and the stale-rule finder.
+from ansible_collections.anvil.hetzner.plugins.filter.firewall_errors import (  # noqa: E402
+    firewall_managed_rules,
+    firewall_may_have_stale,
+    firewall_rules_to_apply,
+    firewall_stale_rules,
+    firewall_ufw_state,
+    rule_id,
+)
+
+
+def test_managed_rules_put_ssh_first_and_the_controller_on_top():
+    rules = firewall_managed_rules({"firewall_trusted_networks": ["10.0.0.0/16"],
+                                    "firewall_rules": [{"port": 8080, "comment": "app"}]},
+                                   controller="203.0.113.9", ssh_ports=[2222, 22, 22], caddy=True)
+    summary = [(r["rule"], r["port"], r["proto"], r["from"], r["comment"]) for r in rules]
+    assert summary == [
+        ("allow", "22", "tcp", "203.0.113.9", "ssh from the controller, not rate-limited"),
+        ("allow", "2222", "tcp", "203.0.113.9", "ssh from the controller, not rate-limited"),
+        ("limit", "22", "tcp", "any", "ssh"),
+        ("limit", "2222", "tcp", "any", "ssh"),
+        ("allow", "", "any", "10.0.0.0/16", "trusted network"),
+        ("allow", "80", "tcp", "any", "caddy"),
+        ("allow", "443", "tcp", "any", "caddy"),
+        ("allow", "443", "udp", "any", "caddy"),
+        ("allow", "8080", "tcp", "any", "app"),
+    ]
+    assert rules[0]["insert"] == 1 and "insert" not in rules[2]
+    assert len({r["id"] for r in rules}) == len(rules)
+
+
+def test_rule_ids_are_the_ones_earlier_releases_wrote():
+    # sha1 of "limit|22|tcp|any|any||in" (what the Jinja builder hashed): hosts keep their tags
+    import hashlib
+    assert rule_id({"rule": "limit", "port": "22", "proto": "tcp", "from": "any", "to": "any",
+                    "interface": "", "direction": "in"}) == hashlib.sha1(b"limit|22|tcp|any|any||in").hexdigest()[:8]
+
+
+def test_ssh_sources_and_no_limit():
+    rules = firewall_managed_rules({"firewall_ssh_sources": ["10.0.0.0/8", "192.0.2.0/24"], "firewall_ssh_limit": False},
+                                   ssh_ports=[22])
+    assert [(r["rule"], r["from"]) for r in rules] == [("allow", "10.0.0.0/8"), ("allow", "192.0.2.0/24")]
+
+
+STATUS_VERBOSE = """Status: active
+Logging: on (medium)
+Default: deny (incoming), allow (outgoing), deny (routed)
+New profiles: skip
+"""
+
+
+def test_ufw_state():
+    assert firewall_ufw_state(STATUS_VERBOSE) == {"active": True, "incoming": "deny", "outgoing": "allow",
+                                                   "routed": "deny", "logging": "medium"}
+    assert firewall_ufw_state("Status: inactive\n") == {"active": False, "incoming": "", "outgoing": "",
+                                                        "routed": "", "logging": ""}
+    assert firewall_ufw_state(STATUS_VERBOSE.replace("on (medium)", "off"))["logging"] == "off"
+
+
+def test_only_missing_rules_are_applied():
+    managed = firewall_managed_rules({"firewall_rules": [{"port": 80}, {"port": 81, "state": "absent"}]},
+                                     ssh_ports=[22])
+    ssh, http, gone = managed
+    added = f"Added user rules (see 'ufw status' for running firewall):\nufw limit 22/tcp comment 'anvil:{ssh['id']} ssh'\n"
+    assert [r["id"] for r in firewall_rules_to_apply(managed, added)] == [http["id"]]
+    added_all = added + f"ufw allow 80/tcp comment 'anvil:{http['id']}'\nufw allow 81/tcp comment 'anvil:{gone['id']}'\n"
+    assert [r["id"] for r in firewall_rules_to_apply(managed, added_all)] == [gone["id"]]
+    assert [r["id"] for r in firewall_rules_to_apply(managed, "(None)")] == [ssh["id"], http["id"]]
+
+
+NUMBERED = """Status: active
+
+     To                         Action      From
+     --                         ------      ----
+[ 1] Anywhere                   REJECT IN   198.51.100.4               # by Fail2Ban after 5 attempts against sshd
+[ 2] 22/tcp                     LIMIT IN    Anywhere                   # anvil:{ssh} ssh
+[ 3] 8082/tcp                   ALLOW IN    Anywhere                   # anvil:deadbeef
+[ 4] 9000/tcp                   ALLOW IN    Anywhere
+[10] 22/tcp (v6)                LIMIT IN    Anywhere (v6)              # anvil:{ssh} ssh
+"""
+
+
+def test_stale_rules_keep_bans_and_unmanaged_rules_unless_purging():
+    managed = firewall_managed_rules({}, ssh_ports=[22])
+    status = NUMBERED.format(ssh=managed[0]["id"])
+    assert firewall_stale_rules(status, managed) == [3]
+    assert firewall_stale_rules(status, managed, purge=True) == [4, 3]
+    assert firewall_stale_rules(status.splitlines(), managed, purge=True) == [4, 3]
+
+
+def test_numbered_status_is_read_only_when_something_may_be_stale():
+    managed = firewall_managed_rules({}, ssh_ports=[22])
+    tagged = f"ufw limit 22/tcp comment 'anvil:{managed[0]['id']} ssh'\n"
+    assert not firewall_may_have_stale(tagged, managed)
+    assert firewall_may_have_stale(tagged + "ufw allow 8082/tcp comment 'anvil:deadbeef'\n", managed)
+    assert not firewall_may_have_stale(tagged + "ufw allow 9000/tcp\n", managed)
+    assert firewall_may_have_stale(tagged + "ufw allow 9000/tcp\n", managed, purge=True)

@@ -1,0 +1,80 @@
+"""The base role's input check (filter anvil.hetzner.base_errors): lockout guards and formats."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.anvil.hetzner.plugins.filter.base_errors import FilterModule, base_errors
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly alice@laptop"
+GOOD = {
+    "base_deploy_user": "deploy",
+    "base_deploy_user_authorized_keys": [KEY],
+    "base_ssh_port": 22,
+    "base_ssh_permit_root_login": "no",
+    "base_ssh_password_authentication": False,
+    "base_timezone": "Etc/UTC",
+    "base_users": [{"name": "ops", "authorized_keys": [KEY]}],
+}
+HOST = {"distribution": "Debian", "major": "12", "sshd_ports": [22], "timezone_exists": True,
+        "connection_user": "root", "over_ssh": True, "ansible_port": 22}
+
+
+def errors(host=None, **changes):
+    return base_errors({**GOOD, **changes}, host=HOST if host is None else host)
+
+
+def test_good_input():
+    assert errors() == []
+    assert "base_errors" in FilterModule().filters()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"base_deploy_user": "root"}, "base_deploy_user: may not be root"),
+        ({"base_deploy_user_authorized_keys": []}, "base_deploy_user_authorized_keys: is empty while root or password"),
+        ({"base_deploy_user_authorized_keys": ["nope"]}, "base_deploy_user_authorized_keys[0]: 'nope' is not an OpenSSH"),
+        ({"base_ssh_allow_users": ["ops"], "base_users": []}, None),
+        ({"base_users_absent": ["root"]}, "may not name root"),
+        ({"base_users_locked": ["ops"]}, "name accounts the role also creates: ['ops']"),
+        ({"base_users": [{"name": "deploy"}]}, "repeats a name"),
+        ({"base_users": [{"name": "Bad User"}]}, "base_users[0].name: 'Bad User' is not a user name"),
+        ({"base_users": [{"name": "ops", "shell": "bash"}]}, "base_users[0].shell: 'bash'"),
+        ({"base_ssh_port": 70000}, "base_ssh_port: 70000 is not a port"),
+        ({"base_ssh_max_auth_tries": 10}, "base_ssh_max_auth_tries: 10 must be a whole number from 1 to 6"),
+        ({"base_hostname": "Web_1"}, "base_hostname: 'Web_1'"),
+        ({"base_unattended_upgrades_reboot_time": "25:00"}, "base_unattended_upgrades_reboot_time"),
+        ({"base_sysctl_extra": {"kernel": 1}}, "base_sysctl_extra: {'kernel': 1} has keys"),
+        ({"base_ssh_kex_algorithms": []}, "base_ssh_kex_algorithms: must not be empty"),
+        ({"base_umask": "999"}, "base_umask: '999'"),
+    ],
+)
+def test_bad_input_is_named(changes, message):
+    found = errors(**changes)
+    if message is None:
+        assert found == []  # AllowUsers always holds the deploy user
+    else:
+        assert any(message in e for e in found), found
+
+
+def test_root_as_deploy_user_is_refused_even_with_root_login_open():
+    found = errors(base_deploy_user="root", base_ssh_permit_root_login="yes")
+    assert any(e.startswith("base_deploy_user: may not be root") for e in found)
+
+
+def test_connection_user_who_would_be_shut_out():
+    found = errors(host={**HOST, "connection_user": "alice"})
+    assert any("connects as 'alice'" in e for e in found)
+    assert errors(host={**HOST, "connection_user": "ops"}) == []
+
+
+def test_port_move_through_a_forward_is_refused():
+    found = errors(base_ssh_port=2222, host={**HOST, "ansible_port": 2200})
+    assert any(e.startswith("base_ssh_port: would move sshd from port 22 to 2222") for e in found)
+    assert errors(base_ssh_port=2222) == []
+    assert errors(base_ssh_port=2222, host={**HOST, "over_ssh": False, "ansible_port": 2200}) == []
+
+
+def test_unknown_time_zone_and_unsupported_os():
+    assert any("not a time zone known to this host" in e for e in errors(host={**HOST, "timezone_exists": False}))
+    assert any("unsupported system Debian 11" in e for e in errors(host={**HOST, "major": "11"}))
