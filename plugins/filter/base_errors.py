@@ -133,6 +133,9 @@ OPTIONS: dict[str, c.Check] = {
     "base_swap_file_size_mb": c.int_range(0, 65536, "MB"),
     "base_swap_file_path": c.ABSOLUTE_PATH,
     "base_swappiness": c.int_range(0, 100),
+    "base_apt_security_uri": c.pattern(r"^(https?|file)://[^\s\"']+$", "an apt repository URI like "
+                                       "http://mirror.example/debian-security", bad=("mirror/debian-security", "ftp x"),
+                                       empty_ok=True),
 }
 
 # Options that are checked by their type alone, and why that is enough.
@@ -221,6 +224,39 @@ def _lockout_errors(v: Mapping[str, Any], host: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def base_security_source(entries: Any, distribution: str, codename: str, uri: str = "") -> dict[str, Any]:
+    """Whether apt's sources lack the security suite (<codename>-security), and the deb822 entry
+    that adds it: ``uri`` when given, else derived from the main suite's URI (Debian's archive
+    layout keeps the security suite beside the main one, in ``debian-security``; Ubuntu serves it
+    from the main URI). No host name is invented: it is the one the host already uses."""
+    suite = f"{codename}-security"
+    entries = [e for e in entries or [] if isinstance(e, Mapping)]
+    if any(suite in (e.get("suites") or []) for e in entries):
+        return {"missing": False, "suite": suite, "uri": "", "components": []}
+    main = next((e for e in entries if codename in (e.get("suites") or []) and e.get("uris")), None)
+    chosen = uri
+    if not chosen and main:
+        base = str(main["uris"][0]).rstrip("/")
+        chosen = base if distribution == "Ubuntu" else base.rsplit("/", 1)[0] + "/debian-security"
+    components = list(main.get("components") or ["main"]) if main else ["main"]
+    return {"missing": True, "suite": suite, "uri": chosen, "components": components,
+            "keyring": f"/usr/share/keyrings/{distribution.lower()}-archive-keyring.gpg"}
+
+
+def _security_errors(v: Mapping[str, Any], host: Mapping[str, Any]) -> list[str]:
+    source = host.get("security_source") or {}
+    if not source.get("missing") or not v.get("base_unattended_upgrades_enabled", True):
+        return []
+    if not v.get("base_apt_security_source", True):
+        return [f"base_apt_security_source: is false, and apt's sources lack {source.get('suite')}: unattended-upgrades "
+                "would run and never install a security update. Add the security suite to the sources, or set "
+                "base_apt_security_source: true to let the role add it"]
+    if not source.get("uri"):
+        return [f"base_apt_security_uri: apt's sources lack {source.get('suite')} and the role cannot tell where it is "
+                "(no main suite to derive it from); set base_apt_security_uri"]
+    return []
+
+
 def base_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the base role's input, each message starting with the variable at fault."""
     v = variables
@@ -229,6 +265,7 @@ def base_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = N
     errors += c.check_options(v, OPTIONS, host)
     errors += _user_errors(v)
     errors += _lockout_errors(v, host)
+    errors += _security_errors(v, host)
     tz = v.get("base_timezone")
     if "timezone_exists" in host and not host["timezone_exists"] and not _timezone(tz):
         errors.append(f"base_timezone: {tz!r} is not a time zone known to this host (e.g. Etc/UTC, Europe/Berlin)")
@@ -239,4 +276,4 @@ class FilterModule:
     """anvil.hetzner base filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"base_errors": base_errors}
+        return {"base_errors": base_errors, "base_security_source": base_security_source}

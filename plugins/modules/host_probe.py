@@ -44,6 +44,10 @@ options:
     type: list
     elements: str
     default: []
+  apt_sources:
+    description: Read apt's sources (one-line C(.list) and deb822 C(.sources) files), returned in RV(apt_sources).
+    type: bool
+    default: false
   packages:
     description: Package names whose installed state to read from dpkg.
     type: list
@@ -111,6 +115,13 @@ calendars_checked:
   description: Whether C(systemd-analyze) was there to check O(calendars).
   returned: always
   type: bool
+apt_sources:
+  description: With O(apt_sources), every enabled C(deb) entry of apt's sources.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"uris": ["http://deb.debian.org/debian"], "suites": ["bookworm"], "components": ["main"],
+            "file": "/etc/apt/sources.list"}]
 installed_packages:
   description: The packages of O(packages) that dpkg reports as installed.
   returned: always
@@ -179,6 +190,59 @@ def ssh_state(module: AnsibleModule, min_bits: int) -> dict:
     return state
 
 
+def parse_one_line(text: str, name: str) -> list[dict]:
+    """Entries of a one-line sources file: ``deb [options] uri suite component...``."""
+    entries = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line.startswith("deb "):
+            continue
+        rest = line[4:].strip()
+        if rest.startswith("["):
+            rest = rest.split("]", 1)[1].strip() if "]" in rest else ""
+        fields = rest.split()
+        if len(fields) >= 2:
+            entries.append({"uris": [fields[0]], "suites": [fields[1]], "components": fields[2:], "file": name})
+    return entries
+
+
+def parse_deb822(text: str, name: str) -> list[dict]:
+    """Entries of a deb822 sources file (stanzas separated by blank lines)."""
+    entries = []
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        for raw in stanza.splitlines():
+            if raw.startswith("#"):
+                continue
+            if raw[:1] in (" ", "\t") and key:
+                fields[key] += " " + raw.strip()
+            elif ":" in raw:
+                key, value = raw.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+            continue
+        entries.append({"uris": fields.get("uris", "").split(), "suites": fields.get("suites", "").split(),
+                        "components": fields.get("components", "").split(), "file": name})
+    return entries
+
+
+def apt_sources(root: str = "/etc/apt") -> list[dict]:
+    entries = []
+    paths = [os.path.join(root, "sources.list")] + sorted(glob.glob(os.path.join(root, "sources.list.d", "*")))
+    for path in paths:
+        if not (path.endswith(".list") or path.endswith(".sources")) or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        entries += parse_deb822(text, path) if path.endswith(".sources") else parse_one_line(text, path)
+    return entries
+
+
 def invalid_calendars(module: AnsibleModule, values: list[str]) -> tuple[list[str], bool]:
     analyze = module.get_bin_path("systemd-analyze")
     if not analyze:
@@ -225,6 +289,7 @@ def main() -> None:
             "ssh": {"type": "bool", "default": False},
             "moduli_min_bits": {"type": "int", "default": 3072},
             "calendars": {"type": "list", "elements": "str", "default": []},
+            "apt_sources": {"type": "bool", "default": False},
             "packages": {"type": "list", "elements": "str", "default": []},
             "users": {"type": "list", "elements": "str", "default": []},
         },
@@ -239,6 +304,7 @@ def main() -> None:
         ssh=ssh_state(module, params["moduli_min_bits"]) if params["ssh"] else {},
         invalid_calendars=bad_calendars,
         calendars_checked=checked,
+        apt_sources=apt_sources() if params["apt_sources"] else [],
         installed_packages=installed_packages(module, params["packages"]),
         missing_users=missing_users(params["users"]),
     )

@@ -78,3 +78,51 @@ def test_port_move_through_a_forward_is_refused():
 def test_unknown_time_zone_and_unsupported_os():
     assert any("not a time zone known to this host" in e for e in errors(host={**HOST, "timezone_exists": False}))
     assert any("unsupported system Debian 11" in e for e in errors(host={**HOST, "major": "11"}))
+
+
+# ---------------------------------------------------------------------------------------------
+# The security suite in apt's sources (filter base_security_source, host_probe's source parsers).
+from ansible_collections.anvil.hetzner.plugins.filter.base_errors import base_security_source  # noqa: E402
+from ansible_collections.anvil.hetzner.plugins.modules.host_probe import parse_deb822, parse_one_line  # noqa: E402
+
+DEBOOTSTRAP_12 = parse_one_line("deb http://deb.debian.org/debian bookworm main\n", "/etc/apt/sources.list")
+CLOUD_13 = parse_deb822("""Types: deb deb-src
+URIs: https://deb.debian.org/debian
+Suites: trixie trixie-updates
+Components: main contrib
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: https://deb.debian.org/debian-security
+Suites: trixie-security
+Components: main contrib
+""", "/etc/apt/sources.list.d/debian.sources")
+
+
+def test_sources_are_parsed_in_both_formats():
+    assert DEBOOTSTRAP_12 == [{"uris": ["http://deb.debian.org/debian"], "suites": ["bookworm"], "components": ["main"],
+                               "file": "/etc/apt/sources.list"}]
+    assert [e["suites"] for e in CLOUD_13] == [["trixie", "trixie-updates"], ["trixie-security"]]
+    assert parse_one_line("# deb http://x/debian bookworm-security main\ndeb [arch=amd64] http://x/debian bookworm main",
+                          "f")[0]["suites"] == ["bookworm"]
+    assert parse_deb822("Types: deb\nEnabled: no\nURIs: http://x\nSuites: a\n", "f") == []
+
+
+def test_missing_security_suite_is_added_beside_the_main_one():
+    assert base_security_source(DEBOOTSTRAP_12, "Debian", "bookworm") == {
+        "missing": True, "suite": "bookworm-security", "uri": "http://deb.debian.org/debian-security",
+        "components": ["main"], "keyring": "/usr/share/keyrings/debian-archive-keyring.gpg"}
+    assert base_security_source(CLOUD_13, "Debian", "trixie")["missing"] is False
+    ubuntu = parse_one_line("deb http://archive.ubuntu.com/ubuntu noble main universe", "f")
+    assert base_security_source(ubuntu, "Ubuntu", "noble")["uri"] == "http://archive.ubuntu.com/ubuntu"
+    assert base_security_source(DEBOOTSTRAP_12, "Debian", "bookworm", "http://m.example/sec")["uri"] == "http://m.example/sec"
+
+
+def test_missing_security_suite_without_permission_to_add_it_is_refused():
+    host = {**HOST, "security_source": base_security_source(DEBOOTSTRAP_12, "Debian", "bookworm")}
+    assert errors(host=host) == []
+    found = errors(host=host, base_apt_security_source=False)
+    assert len(found) == 1 and found[0].startswith("base_apt_security_source: is false, and apt's sources lack bookworm-security")
+    assert errors(host=host, base_apt_security_source=False, base_unattended_upgrades_enabled=False) == []
+    nothing = {**HOST, "security_source": base_security_source([], "Debian", "bookworm")}
+    assert errors(host=nothing)[0].startswith("base_apt_security_uri: apt's sources lack bookworm-security")

@@ -162,6 +162,16 @@ def test_unattended_upgrades_dry_run_succeeds(host):
     assert host.service("unattended-upgrades").is_enabled
 
 
+def test_security_suite_is_in_apt_sources_and_apt_uses_it(host):
+    """The debootstrap image lacks <codename>-security; the role added it, and apt has its index,
+    so unattended-upgrades has security updates to install."""
+    codename = host.system_info.codename
+    source = host.file("/etc/apt/sources.list.d/anvil-security.sources")
+    assert source.exists and f"Suites: {codename}-security" in source.content_string
+    policy = host.check_output("apt-cache policy")
+    assert f"{codename}-security" in policy and "l=Debian-Security" in policy
+
+
 def test_risky_packages_absent_and_baseline_present(host):
     assert not host.package("telnet").is_installed
     for pkg in ("unattended-upgrades", "systemd-timesyncd", "sudo", "openssh-server"):
