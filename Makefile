@@ -1,6 +1,6 @@
 # The two commands of the README. Everything they need (Docker engine, debootstrap, virtualenv,
 # test images) is installed and built by the scripts under tests/harness/ when missing.
-.PHONY: demo test bench bench-base bench-inventory clean
+.PHONY: demo test bench bench-roles bench-inventory clean
 
 demo: ## Run the main job (playbooks/site.yml) on the local default
 	tests/harness/demo.sh
@@ -8,10 +8,10 @@ demo: ## Run the main job (playbooks/site.yml) on the local default
 test: ## Run the full test suite (lint, unit, packaging, every Molecule scenario)
 	tests/harness/test.sh
 
-bench: bench-base bench-inventory ## Benchmarks (both)
+bench: bench-roles bench-inventory ## Benchmarks (both)
 
-bench-base: ## base role: first run vs no-change rerun vs ping floor
-	tests/harness/bench-base.sh
+bench-roles: ## no-change base+firewall (vs an older revision) and site.yml, beside the ping floor
+	tests/harness/bench-roles.sh
 
 bench-inventory: ## hcloud inventory: ours vs hetzner.hcloud vs a static file, 100..10000 servers
 	tests/harness/bench-inventory.sh

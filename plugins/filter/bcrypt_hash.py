@@ -50,6 +50,7 @@ _value:
   type: str
 """
 
+
 def bcrypt_hash(password: Any, context: Sequence[str], cost: int = 12) -> str:
     try:
         return reproducible_bcrypt(password, context, cost)

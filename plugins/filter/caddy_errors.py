@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -54,7 +54,6 @@ _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 _USER = re.compile(r"^[A-Za-z0-9._@-]+$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _UNSAFE = re.compile(r"[{}\n\r\"]")
-
 
 
 def _upstream_errors(where: str, upstreams: Any) -> list[str]:

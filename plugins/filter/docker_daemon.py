@@ -206,8 +206,8 @@ def _metrics_address(value: Any) -> str | None:
 
 # Options with a format or range (bool and choices are the argument spec's): see plugin_utils/checks.py.
 OPTIONS: dict[str, c.Check] = {
-    "docker_repository_url": c.pattern(r"^https?://[^\s\"']+$", "an http(s) URL", bad=("", "download.docker.com",
-                                                                                    "ftp://x")),
+    "docker_repository_url": c.pattern(r"^https?://[^\s\"']+$", "an http(s) URL",
+                                       bad=("", "download.docker.com", "ftp://x")),
     "docker_version": c.pattern(_VERSION.pattern, "a version like 27.3.1 (or empty for the newest)",
                                 bad=("latest", "27.3.1; rm"), empty_ok=True),
     "docker_log_driver": c.pattern(r"^[a-z0-9][a-z0-9_.-]*$", "a log driver name like json-file or local",
@@ -294,7 +294,7 @@ def docker_errors(variables: Mapping[str, Any], distribution: str = "", major: s
 def distro_provides(distribution: str, major: str) -> dict[str, str]:
     """The distribution's package names for the compose and buildx plugins ('' = none)."""
     try:
-        number = int(str(major).split(".")[0])
+        number = int(str(major).split(".", maxsplit=1)[0])
     except ValueError:
         number = 0
     if distribution == "Debian":

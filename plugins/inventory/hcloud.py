@@ -20,7 +20,7 @@ description:
   - HTTP 429 answers are retried after the time the API gives in C(RateLimit-Reset), for at most
     O(rate_limit_max_wait) seconds in total.
 author:
-  - anvil.hetzner contributors
+  - anvil.hetzner contributors (@anvil-hetzner)
 requirements:
   - hcloud >= 2.0 (the Hetzner Cloud Python library)
 extends_documentation_fragment:

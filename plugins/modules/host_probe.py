@@ -14,7 +14,7 @@ description:
     before anything changes, instead of one command or C(stat) task per question.
   - Never changes anything; supports check mode and always runs in it.
 author:
-  - anvil.hetzner maintainers
+  - anvil.hetzner maintainers (@anvil-hetzner)
 options:
   paths:
     description:
@@ -60,8 +60,10 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 notes:
   - Used by the input checks of the roles of this collection (C(tasks/assert.yml)).

@@ -15,12 +15,14 @@ description:
     choose another user (the bootstrap path of C(anvil.hetzner.site)).
   - Runs on the controller (an action plugin); nothing is copied to the host.
 author:
-  - anvil.hetzner maintainers
+  - anvil.hetzner maintainers (@anvil-hetzner)
 options: {}
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

@@ -195,7 +195,7 @@ SUPPORTED = {"Debian": ("12", "13"), "Ubuntu": ("22", "24")}
 def os_errors(host: Mapping[str, Any], role: str) -> list[str]:
     """The one OS/version support check every role uses."""
     distribution = str(host.get("distribution", ""))
-    major = str(host.get("major", "")).split(".")[0]
+    major = str(host.get("major", "")).split(".", maxsplit=1)[0]
     if major not in SUPPORTED.get(distribution, ()):
         supported = ", ".join(f"{d} {'/'.join(v)}" for d, v in SUPPORTED.items())
         return [f"unsupported system {distribution} {host.get('version', major)} for anvil.hetzner.{role} "

@@ -31,7 +31,7 @@ def safe_group(name: str) -> str:
 
 def first_ipv6(network: str) -> str:
     """Hetzner gives a server a /64; the server itself answers on ::1 of it."""
-    address, _, length = network.partition("/")
+    address, _unused, length = network.partition("/")
     if address.endswith("::") and length == "64":  # the API's usual form: skip ipaddress (slow at scale)
         return address + "1"
     return str(ipaddress.IPv6Network(network, strict=False).network_address + 1)
@@ -59,7 +59,7 @@ def server_vars(server: Mapping[str, Any], network_names: Mapping[int, str], pro
             private_ipv4 = next((p["ip"] for p in private if p["id"] == network_id), None)
     ipv6_network = ipv6_mask = None
     if ipv6:
-        ipv6_network, _, ipv6_mask = ipv6["ip"].partition("/")
+        ipv6_network, _unused, ipv6_mask = ipv6["ip"].partition("/")
     return {
         "id": server["id"],
         "name": server["name"],

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: `ansible-inventory --list` with anvil.hetzner.hcloud, hetzner.hcloud and a static file.
 
 For each server count and per-request latency, a fresh Hetzner API sandbox on loopback holds one

@@ -80,7 +80,7 @@ def test_official_source_is_deb822_signed_by_the_vendor_key(tmp_path, facts, url
 def test_pinned_official_version_matches_docker_epoch(tmp_path):
     facts = {"distribution": "Debian", "distribution_release": "bookworm", "distribution_major_version": "12",
              "architecture": "x86_64"}
-    _, result = render(tmp_path, facts, "docker_version=27.3.1", '{"docker_compose": false}')
+    _unused, result = render(tmp_path, facts, "docker_version=27.3.1", '{"docker_compose": false}')
     assert result["packages"] == ["docker-ce=5:27.3.1*", "docker-ce-cli=5:27.3.1*", "containerd.io",
                                   "docker-buildx-plugin"]
 
@@ -88,7 +88,7 @@ def test_pinned_official_version_matches_docker_epoch(tmp_path):
 def test_distro_source_packages(tmp_path):
     facts = {"distribution": "Debian", "distribution_release": "trixie", "distribution_major_version": "13",
              "architecture": "x86_64"}
-    _, result = render(tmp_path, facts, "docker_install_source=distro", "docker_version=26.1.5")
+    _unused, result = render(tmp_path, facts, "docker_install_source=distro", "docker_version=26.1.5")
     assert result["packages"] == ["docker.io=26.1.5*", "docker-compose", "docker-buildx"]
     assert {"docker-ce", "containerd.io", "docker-compose-plugin"} <= set(result["conflicts"])
 

@@ -45,5 +45,5 @@ def test_a_login_that_fails_is_reported_not_raised(tmp_path):
 
 
 def test_a_working_login_is_reported(tmp_path):
-    probe, _ = run(tmp_path, "ansible_connection=local")
+    probe, _unused = run(tmp_path, "ansible_connection=local")
     assert probe["login_ok"] is True and probe["reason"] == ""

@@ -40,7 +40,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 
 def test_tarball_leaves_out_tests_and_ci(installed):
-    tarball, _ = installed
+    tarball, _unused = installed
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     assert "roles/base/tasks/main.yml" in names
@@ -51,7 +51,7 @@ def test_tarball_leaves_out_tests_and_ci(installed):
 
 
 def test_role_spec_renders_with_ansible_doc(installed):
-    _, env = installed
+    _unused, env = installed
     out = run(["ansible-doc", "-t", "role", "anvil.hetzner.base"], cwd=Path(env["WORKDIR"]), env=env).stdout
     assert "base_deploy_user_authorized_keys" in out
     assert "base_ssh_port" in out
@@ -59,7 +59,7 @@ def test_role_spec_renders_with_ansible_doc(installed):
 
 
 def test_plugins_document_themselves(installed):
-    _, env = installed
+    _unused, env = installed
     out = run(["ansible-doc", "-t", "filter", "anvil.hetzner.ssh_supported"], cwd=Path(env["WORKDIR"]), env=env)
     assert "ssh -Q" in out.stdout
     out = run(["ansible-doc", "-t", "test", "anvil.hetzner.ip_address"], cwd=Path(env["WORKDIR"]), env=env)
@@ -72,7 +72,7 @@ def test_plugins_document_themselves(installed):
 def test_inventory_plugin_works_from_the_installed_collection(installed):
     from hcloud_sandbox import Project, Sandbox, generate_world
 
-    _, env = installed
+    _unused, env = installed
     workdir = Path(env["WORKDIR"])
     (workdir / "prod.hcloud.yml").write_text("plugin: anvil.hetzner.hcloud\nlabel_selector: role=db\n")
     with Sandbox([Project("prod", "tok", generate_world(60, prefix="prod"))]) as sandbox:
@@ -85,7 +85,7 @@ def test_inventory_plugin_works_from_the_installed_collection(installed):
 
 
 def test_roles_and_playbook_resolve_by_fqcn_in_another_project(installed):
-    _, env = installed
+    _unused, env = installed
     workdir = Path(env["WORKDIR"])
     (workdir / "play.yml").write_text(
         "- name: Use the installed collection\n"

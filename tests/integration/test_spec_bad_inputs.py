@@ -156,7 +156,7 @@ def names(message: str, option: str) -> bool:
 @pytest.mark.parametrize("role", sorted(FILTERS))
 def test_the_role_refuses_every_derived_bad_value(role, tmp_path):
     cases = dict(batches(role))
-    extra = {f"combo{i}": v for i, (r, v, _) in enumerate(COMBINATIONS) if r == role}
+    extra = {f"combo{i}": v for i, (r, v, _unused) in enumerate(COMBINATIONS) if r == role}
     outcome = run_role(role, {"valid": {}, **cases, **extra}, tmp_path)
     assert not outcome["valid"]["failed"], f"the role's defaults (plus {BASELINE[role]}) are refused: {outcome['valid']}"
     problems = []

@@ -36,8 +36,8 @@ def test_caddy_hashes_are_the_ones_earlier_releases_wrote():
     assert hashes["app/ops"] == bcrypt_hash("s3cret-pass", ["anvil-caddy", "app", "ops"])
 
 
-@pytest.mark.parametrize(("password", "context", "cost"), [("", ["a"], 4), (None, ["a"], 4), ("x" * 73, ["a"], 4),
-                                                             ("pw", "a", 4), ("pw", ["a"], 3)])
+@pytest.mark.parametrize(("password", "context", "cost"),
+                         [("", ["a"], 4), (None, ["a"], 4), ("x" * 73, ["a"], 4), ("pw", "a", 4), ("pw", ["a"], 3)])
 def test_bad_arguments_fail_without_printing_the_password(password, context, cost):
     with pytest.raises(AnsibleFilterError) as err:
         bcrypt_hash(password, context, cost)

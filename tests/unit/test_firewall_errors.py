@@ -114,8 +114,8 @@ New profiles: skip
 
 
 def test_ufw_state():
-    assert firewall_ufw_state(STATUS_VERBOSE) == {"active": True, "incoming": "deny", "outgoing": "allow",
-                                                   "routed": "deny", "logging": "medium"}
+    assert firewall_ufw_state(STATUS_VERBOSE) == {
+        "active": True, "incoming": "deny", "outgoing": "allow", "routed": "deny", "logging": "medium"}
     assert firewall_ufw_state("Status: inactive\n") == {"active": False, "incoming": "", "outgoing": "",
                                                         "routed": "", "logging": ""}
     assert firewall_ufw_state(STATUS_VERBOSE.replace("on (medium)", "off"))["logging"] == "off"

@@ -103,8 +103,8 @@ def test_auto_groups() -> None:
     assert t.auto_groups(t.server_vars(BARE, NAMES, "p"), ["labels"], ["role"], ".") == []
 
 
-@pytest.mark.parametrize(("raw", "safe"), [("web", "web"), ("eu-central", "eu_central"), ("2fa", "_2fa"),
-                                          ("a.b/c", "a_b_c"), ("", "_")])
+@pytest.mark.parametrize(("raw", "safe"),
+                         [("web", "web"), ("eu-central", "eu_central"), ("2fa", "_2fa"), ("a.b/c", "a_b_c"), ("", "_")])
 def test_safe_group(raw: str, safe: str) -> None:
     assert t.safe_group(raw) == safe
 

@@ -105,7 +105,7 @@ def call(box: Sandbox, path: str, token: str | None = "token-alpha", method: str
 def test_pagination_walks_every_server_once(sandbox: Sandbox) -> None:
     seen, page = [], 1
     while page:
-        status, _, body = call(sandbox, f"/servers?page={page}&per_page=50")
+        status, _unused, body = call(sandbox, f"/servers?page={page}&per_page=50")
         assert status == 200
         seen.extend(s["id"] for s in body["servers"])
         meta = body["meta"]["pagination"]
@@ -115,49 +115,49 @@ def test_pagination_walks_every_server_once(sandbox: Sandbox) -> None:
     # default page size 25, and per_page above 50 is capped at 50
     assert len(call(sandbox, "/servers")[2]["servers"]) == 25
     assert call(sandbox, "/servers?per_page=500")[2]["meta"]["pagination"]["per_page"] == 50
-    status, _, body = call(sandbox, "/servers?page=0")
+    status, _unused, body = call(sandbox, "/servers?page=0")
     assert status == 400 and body["error"]["code"] == "invalid_input"
 
 
 def test_filters(sandbox: Sandbox) -> None:
-    _, _, body = call(sandbox, "/servers?per_page=50&label_selector=role%20in%20(db,cache),env!=staging")
+    _unused, _unused, body = call(sandbox, "/servers?per_page=50&label_selector=role%20in%20(db,cache),env!=staging")
     assert body["servers"] and all(s["labels"]["role"] in ("db", "cache") and s["labels"]["env"] != "staging"
                                    for s in body["servers"])
-    _, _, body = call(sandbox, "/servers?per_page=50&status=off&status=starting")
+    _unused, _unused, body = call(sandbox, "/servers?per_page=50&status=off&status=starting")
     assert body["servers"] and {s["status"] for s in body["servers"]} == {"off", "starting"}
-    _, _, body = call(sandbox, "/servers?name=alpha-00007")
+    _unused, _unused, body = call(sandbox, "/servers?name=alpha-00007")
     assert [s["name"] for s in body["servers"]] == ["alpha-00007"]
-    status, _, body = call(sandbox, "/servers?label_selector=role%3D")
+    status, _unused, body = call(sandbox, "/servers?label_selector=role%3D")
     assert status == 200  # an empty value is valid syntax
-    status, _, body = call(sandbox, "/servers?label_selector=role%20in%20(web")
+    status, _unused, body = call(sandbox, "/servers?label_selector=role%20in%20(web")
     assert status == 400 and body["error"]["code"] == "invalid_input" and "label selector" in body["error"]["message"]
-    status, _, body = call(sandbox, "/servers?status=sleeping")
+    status, _unused, body = call(sandbox, "/servers?status=sleeping")
     assert status == 400
 
 
 def test_resources_and_errors(sandbox: Sandbox) -> None:
-    status, _, body = call(sandbox, "/servers/10000001")
+    status, _unused, body = call(sandbox, "/servers/10000001")
     assert status == 200 and body["server"]["name"] == "alpha-00001"
-    status, _, body = call(sandbox, "/servers/1")
+    status, _unused, body = call(sandbox, "/servers/1")
     assert status == 404 and body["error"]["code"] == "not_found"
     for kind in ("networks", "locations", "server_types", "images"):
-        status, _, body = call(sandbox, f"/{kind}")
+        status, _unused, body = call(sandbox, f"/{kind}")
         assert status == 200 and body[kind], kind
     assert call(sandbox, "/datacenters")[0] == 404  # removed from the API
-    status, _, body = call(sandbox, "/servers", token="wrong")
+    status, _unused, body = call(sandbox, "/servers", token="wrong")
     assert status == 401 and body == {"error": {"code": "unauthorized", "message": "unable to authenticate",
                                                 "details": {}}}
     assert call(sandbox, "/servers", token=None)[0] == 401
     # projects are isolated
-    _, _, body = call(sandbox, "/servers", token="token-beta")
+    _unused, _unused, body = call(sandbox, "/servers", token="token-beta")
     assert [s["name"] for s in body["servers"]] == ["b-1"]
 
 
 def test_rate_limit_headers_and_bucket(sandbox: Sandbox) -> None:
     call(sandbox, "/_sandbox/reset", method="POST", body={})
     remaining = []
-    for _ in range(5):
-        status, headers, _ = call(sandbox, "/servers", token="token-beta")
+    for _unused in range(5):
+        status, headers, _unused = call(sandbox, "/servers", token="token-beta")
         assert status == 200 and headers["RateLimit-Limit"] == "5"
         remaining.append(int(headers["RateLimit-Remaining"]))
     assert remaining == sorted(remaining, reverse=True) and remaining[-1] == 0
@@ -171,8 +171,8 @@ def test_rate_limit_headers_and_bucket(sandbox: Sandbox) -> None:
 def test_throttle_on_demand_latency_and_counter(sandbox: Sandbox) -> None:
     call(sandbox, "/_sandbox/reset", method="POST", body={})
     assert call(sandbox, "/_sandbox/config", method="POST", body={"throttle": {"count": 2, "reset_in": 3}})[0] == 200
-    for _ in range(2):
-        status, headers, _ = call(sandbox, "/servers")
+    for _unused in range(2):
+        status, headers, _unused = call(sandbox, "/servers")
         assert status == 429 and headers["RateLimit-Remaining"] == "0"
         assert 1 <= int(headers["RateLimit-Reset"]) - time.time() <= 4
     assert call(sandbox, "/servers")[0] == 200
@@ -184,7 +184,7 @@ def test_throttle_on_demand_latency_and_counter(sandbox: Sandbox) -> None:
         assert time.monotonic() - started >= 0.2
     finally:
         call(sandbox, "/_sandbox/config", method="POST", body={"latency_ms": 0})
-    _, _, counts = call(sandbox, "/_sandbox/requests")
+    _unused, _unused, counts = call(sandbox, "/_sandbox/requests")
     assert counts["by_path"]["GET /v1/servers"] == 3
     assert counts["by_path"]["GET /v1/locations"] == 1
     assert counts["log"][0]["project"] == "alpha"
@@ -194,7 +194,7 @@ def test_throttle_on_demand_latency_and_counter(sandbox: Sandbox) -> None:
 def test_legacy_datacenter_switch(sandbox: Sandbox) -> None:
     call(sandbox, "/_sandbox/config", method="POST", body={"legacy_datacenter": True})
     try:
-        _, _, body = call(sandbox, "/servers?per_page=1")
+        _unused, _unused, body = call(sandbox, "/servers?per_page=1")
         server = body["servers"][0]
         assert server["datacenter"]["location"] == server["location"]
         assert server["datacenter"]["name"].startswith(server["location"]["name"] + "-dc")

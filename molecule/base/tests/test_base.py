@@ -31,7 +31,7 @@ def sshd_effective(host) -> dict[str, str]:
     out = host.check_output("sshd -T -C user=deploy,host=localhost,addr=127.0.0.1")
     values: dict[str, str] = {}
     for line in out.splitlines():
-        key, _, value = line.partition(" ")
+        key, _unused, value = line.partition(" ")
         values.setdefault(key, value)
     return values
 

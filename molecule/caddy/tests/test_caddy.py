@@ -30,7 +30,7 @@ def curl(host, url: str, *args: str) -> tuple[int, dict[str, str], str]:
     headers = {}
     for line in lines[1:]:
         if ":" in line:
-            key, _, value = line.partition(":")
+            key, _unused, value = line.partition(":")
             headers[key.strip().lower()] = value.strip()
     return status, headers, body
 
@@ -62,13 +62,13 @@ def test_backend_answers_over_https_with_security_headers(host):
 
 
 def test_http_redirects_to_https(host):
-    status, headers, _ = curl(host, "http://app.anvil.test/some/path")
+    status, headers, _unused = curl(host, "http://app.anvil.test/some/path")
     assert status in (301, 308)
     assert headers["location"] == "https://app.anvil.test/some/path"
 
 
 def test_www_redirects_to_the_site_name(host):
-    status, headers, _ = curl(host, "https://www.app.anvil.test/x?y=1")
+    status, headers, _unused = curl(host, "https://www.app.anvil.test/x?y=1")
     assert status == 301
     assert headers["location"] == "https://app.anvil.test/x?y=1"
 
@@ -76,7 +76,7 @@ def test_www_redirects_to_the_site_name(host):
 def test_basic_auth_protects_admin_only(host):
     assert curl(host, "https://app.anvil.test/admin/")[0] == 401
     assert curl(host, "https://app.anvil.test/admin/", "-u", "ops:wrong-password")[0] == 401
-    status, _, body = curl(host, "https://app.anvil.test/admin/", "-u", f"ops:{PASSWORD}")
+    status, _unused, body = curl(host, "https://app.anvil.test/admin/", "-u", f"ops:{PASSWORD}")
     assert status == 200 and "admin-area" in body
     assert curl(host, "https://app.anvil.test/")[0] == 200
 
@@ -93,20 +93,20 @@ def test_stored_hash_is_bcrypt_of_the_password_and_never_the_password(host):
 
 
 def test_static_route(host):
-    status, _, body = curl(host, "https://app.anvil.test/static/hello.txt")
+    status, _unused, body = curl(host, "https://app.anvil.test/static/hello.txt")
     assert status == 200 and "static-ok" in body
 
 
 def test_request_body_limit(host):
     host.run("head -c 2000000 /dev/zero > /tmp/anvil-big")
-    status, _, _ = curl(host, "https://app.anvil.test/", "-X", "POST", "--data-binary", "@/tmp/anvil-big")
+    status, _unused, _unused = curl(host, "https://app.anvil.test/", "-X", "POST", "--data-binary", "@/tmp/anvil-big")
     assert status == 413
     host.run("rm -f /tmp/anvil-big")
 
 
 def test_compression(host):
     host.run("head -c 4000 /dev/zero | tr '\\0' a > /srv/backend/big.txt")
-    _, headers, _ = curl(host, "https://app.anvil.test/big.txt", "-o", "/dev/null", "-H", "'Accept-Encoding: gzip'")
+    _unused, headers, _unused = curl(host, "https://app.anvil.test/big.txt", "-o", "/dev/null", "-H", "'Accept-Encoding: gzip'")
     assert headers.get("content-encoding") == "gzip"
 
 

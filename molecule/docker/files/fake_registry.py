@@ -14,7 +14,7 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         user, ok = "-", False
         if header.startswith("Basic "):
-            name, _, secret = base64.b64decode(header[6:]).decode(errors="replace").partition(":")
+            name, _unused, secret = base64.b64decode(header[6:]).decode(errors="replace").partition(":")
             user, ok = name, (name == USER and secret == PASSWORD)
         print(f"login {user} {'ok' if ok else 'refused'} {self.path}", flush=True)
         self.send_response(200 if ok else 401)

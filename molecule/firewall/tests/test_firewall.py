@@ -143,7 +143,7 @@ def test_failed_logins_get_the_client_banned_then_unbanned(host, client, name):
     """Last in this file: it bans the client from this host for the ban time (20 s here)."""
     address = client_ip(client)
     assert client.run(f"nc -z -w 3 {name} 22").rc == 0
-    for _ in range(4):
+    for _unused in range(4):
         client.run(f"sshpass -p wrong-password ssh -o PreferredAuthentications=password -o PubkeyAuthentication=no "
                    f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=4 "
                    f"nobody-here@{name} true")

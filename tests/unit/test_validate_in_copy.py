@@ -1,0 +1,46 @@
+"""validate_in_copy builds `validate:` commands; run them here for real with stand-in validators."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.anvil.hetzner.plugins.filter.validate_in_copy import validate_in_copy
+
+
+def run(validate: str, new_file: Path) -> int:
+    # what the template module does: replace %s with the temporary file and run the command
+    return subprocess.run(validate.replace("%s", str(new_file)), shell=True, check=False, timeout=30).returncode
+
+
+def test_new_file_is_checked_beside_a_copy_of_the_tree(tmp_path):
+    tree = tmp_path / "etc"
+    (tree / "jail.d").mkdir(parents=True)
+    (tree / "jail.conf").write_text("[DEFAULT]\n")
+    new = tmp_path / "new"
+    new.write_text("[sshd]\nenabled = true\n")
+    command = "test -f {dir}/jail.conf && grep -q enabled {dir}/jail.d/anvil.local"
+    assert run(validate_in_copy(command, "jail.d/anvil.local", tree=str(tree)), new) == 0
+    new.write_text("broken\n")
+    assert run(validate_in_copy(command, "jail.d/anvil.local", tree=str(tree)), new) == 1
+    # the live tree is untouched and no temporary directory is left behind
+    assert sorted(p.name for p in tree.rglob("*")) == ["jail.conf", "jail.d"]
+
+
+def test_exit_status_of_the_command_is_kept_and_the_copy_removed(tmp_path):
+    new = tmp_path / "Caddyfile"
+    new.write_text("x")
+    marker = tmp_path / "dir-was"
+    validate = validate_in_copy(f"echo {{dir}} > {marker} && (exit 3)", "Caddyfile")
+    assert run(validate, new) == 3
+    assert not Path(marker.read_text().strip()).exists()
+
+
+@pytest.mark.parametrize(("args", "kwargs"), [(("true", "f"), {}), (("x {dir}", "/abs"), {}),
+                                              (("x {dir}", "../up"), {}), (("x {dir}", "f"), {"tree": "rel"}),
+                                              (("x {dir}", "f"), {"owner": "a;b"})])
+def test_bad_arguments(args, kwargs):
+    with pytest.raises(AnsibleFilterError):
+        validate_in_copy(*args, **kwargs)
