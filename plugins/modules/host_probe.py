@@ -48,6 +48,25 @@ options:
     description: Read apt's sources (one-line C(.list) and deb822 C(.sources) files), returned in RV(apt_sources).
     type: bool
     default: false
+  files:
+    description: Paths to describe in RV(files) (type, mode, owner, group and the SHA-1 of regular files).
+    type: list
+    elements: str
+    default: []
+  services:
+    description: systemd units whose enabled and active state to read, returned in RV(services).
+    type: list
+    elements: str
+    default: []
+  login_defs:
+    description: Read the settings of C(/etc/login.defs), returned in RV(login_defs).
+    type: bool
+    default: false
+  groups:
+    description: Group names to look up; the ones that do not exist are returned in RV(missing_groups).
+    type: list
+    elements: str
+    default: []
   packages:
     description: Package names whose installed state to read from dpkg.
     type: list
@@ -58,13 +77,8 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - anvil.hetzner.read_only
 notes:
   - Used by the input checks of the roles of this collection (C(tasks/assert.yml)).
 """
@@ -124,6 +138,26 @@ apt_sources:
   elements: dict
   sample: [{"uris": ["http://deb.debian.org/debian"], "suites": ["bookworm"], "components": ["main"],
             "file": "/etc/apt/sources.list"}]
+files:
+  description: For every path of O(files), what is there.
+  returned: always
+  type: dict
+  sample: {"/etc/modprobe.d": {"exists": true, "isdir": true, "mode": "0755", "owner": "root", "group": "root", "sha1": ""}}
+services:
+  description: For every unit of O(services), C(enabled) (the unit file state is enabled) and C(active).
+  returned: always
+  type: dict
+  sample: {"cron": {"enabled": true, "active": true}}
+login_defs:
+  description: With O(login_defs), every C(KEY value) setting of C(/etc/login.defs).
+  returned: always
+  type: dict
+  sample: {"UMASK": "027", "PASS_MAX_DAYS": "99999"}
+missing_groups:
+  description: The groups of O(groups) that do not exist.
+  returned: always
+  type: list
+  elements: str
 installed_packages:
   description: The packages of O(packages) that dpkg reports as installed.
   returned: always
@@ -137,8 +171,11 @@ missing_users:
 """
 
 import glob
+import grp
+import hashlib
 import os
 import pwd
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -273,6 +310,71 @@ def installed_packages(module: AnsibleModule, names: list[str]) -> list[str]:
     return sorted(found)
 
 
+def describe(path: str) -> dict:
+    """Type, mode, owner, group and (for a regular file) SHA-1 of a path; exists false when absent."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return {"exists": False, "isdir": False, "mode": "", "owner": "", "group": "", "sha1": ""}
+    digest = ""
+    if stat.S_ISREG(info.st_mode):
+        sha1 = hashlib.sha1()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(65536), b""):
+                sha1.update(block)
+        digest = sha1.hexdigest()
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = str(info.st_uid)
+    try:
+        group = grp.getgrgid(info.st_gid).gr_name
+    except KeyError:
+        group = str(info.st_gid)
+    return {"exists": True, "isdir": stat.S_ISDIR(info.st_mode), "mode": "%04o" % stat.S_IMODE(info.st_mode),
+            "owner": owner, "group": group, "sha1": digest}
+
+
+def services(module: AnsibleModule, names: list[str]) -> dict:
+    out = {name: {"enabled": False, "active": False} for name in names}
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl or not names:
+        return out
+    rc, text, _err = module.run_command([systemctl, "show", "--property=Id,UnitFileState,ActiveState", "--"] + names)
+    if rc != 0:
+        return out
+    # one block per unit, in the order asked, separated by blank lines
+    for name, block in zip(names, text.strip().split("\n\n")):
+        fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        out[name] = {"enabled": fields.get("UnitFileState") in ("enabled", "enabled-runtime"),
+                     "active": fields.get("ActiveState") == "active"}
+    return out
+
+
+def login_defs(path: str = "/etc/login.defs") -> dict:
+    settings = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return settings
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and not fields[0].startswith("#"):
+            settings[fields[0]] = " ".join(fields[1:])
+    return settings
+
+
+def missing_groups(names: list[str]) -> list[str]:
+    missing = []
+    for name in names:
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            missing.append(name)
+    return missing
+
+
 def missing_users(names: list[str]) -> list[str]:
     missing = []
     for name in names:
@@ -292,6 +394,10 @@ def main() -> None:
             "moduli_min_bits": {"type": "int", "default": 3072},
             "calendars": {"type": "list", "elements": "str", "default": []},
             "apt_sources": {"type": "bool", "default": False},
+            "files": {"type": "list", "elements": "str", "default": []},
+            "services": {"type": "list", "elements": "str", "default": []},
+            "login_defs": {"type": "bool", "default": False},
+            "groups": {"type": "list", "elements": "str", "default": []},
             "packages": {"type": "list", "elements": "str", "default": []},
             "users": {"type": "list", "elements": "str", "default": []},
         },
@@ -309,6 +415,10 @@ def main() -> None:
         apt_sources=apt_sources() if params["apt_sources"] else [],
         installed_packages=installed_packages(module, params["packages"]),
         missing_users=missing_users(params["users"]),
+        files={path: describe(path) for path in params["files"]},
+        services=services(module, params["services"]),
+        login_defs=login_defs() if params["login_defs"] else {},
+        missing_groups=missing_groups(params["groups"]),
     )
 
 

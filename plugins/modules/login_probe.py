@@ -17,13 +17,8 @@ description:
 author:
   - anvil.hetzner maintainers (@anvil-hetzner)
 options: {}
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - anvil.hetzner.read_only
 """
 
 EXAMPLES = r"""

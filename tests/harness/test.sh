@@ -42,6 +42,7 @@ step "setup: test images" ensure_images
 step "lint: yamllint" yamllint --strict .
 step "lint: ansible-lint" ansible-lint --offline
 step "lint: changelog fragments" antsibull-changelog lint
+step "sanity: ansible-test" tests/harness/sanity.sh
 step "unit + packaging: pytest" pytest -q tests
 
 scenarios=("$@")
