@@ -313,13 +313,13 @@ def installed_packages(module: AnsibleModule, names: list[str]) -> list[str]:
 def describe(path: str) -> dict:
     """Type, mode, owner, group and (for a regular file) SHA-1 of a path; exists false when absent."""
     try:
-        info = os.stat(path)
+        info = os.stat(os.path.expanduser(path))
     except OSError:
         return {"exists": False, "isdir": False, "mode": "", "owner": "", "group": "", "sha1": ""}
     digest = ""
     if stat.S_ISREG(info.st_mode):
         sha1 = hashlib.sha1()
-        with open(path, "rb") as handle:
+        with open(os.path.expanduser(path), "rb") as handle:
             for block in iter(lambda: handle.read(65536), b""):
                 sha1.update(block)
         digest = sha1.hexdigest()

@@ -44,3 +44,22 @@ def test_exit_status_of_the_command_is_kept_and_the_copy_removed(tmp_path):
 def test_bad_arguments(args, kwargs):
     with pytest.raises(AnsibleFilterError):
         validate_in_copy(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# file_differs: the guard that lets a no-change run skip a write.
+from ansible_collections.anvil.hetzner.plugins.filter.file_differs import file_differs  # noqa: E402
+
+
+def test_file_differs_compares_content_mode_and_owner():
+    import hashlib
+    entry = {"exists": True, "isdir": False, "mode": "0644", "owner": "root", "group": "root",
+             "sha1": hashlib.sha1(b"a = 1\n").hexdigest()}
+    assert file_differs(entry, "a = 1\n", "0644") is False
+    assert file_differs(entry, "a = 2\n", "0644") is True
+    assert file_differs(entry, "a = 1\n", "0600") is True
+    assert file_differs(entry, "a = 1\n", "644") is False
+    assert file_differs({**entry, "owner": "deploy"}, "a = 1\n", "0644") is True
+    assert file_differs(entry, "a = 1\n", "0644", owner="deploy", group="deploy") is True
+    assert file_differs({"exists": False}, "", "0644") is True
+    assert file_differs(None, "x", "0644") is True
