@@ -291,6 +291,50 @@ def docker_errors(variables: Mapping[str, Any], distribution: str = "", major: s
     return errors
 
 
+ENGINE_PACKAGES = {"official": ["docker-ce", "docker-ce-cli"], "distro": ["docker.io"]}
+
+
+def docker_package_names(variables: Mapping[str, Any], distribution: str, major: str) -> list[str]:
+    """The apt names to install for docker_install_source, with the engine pinned to docker_version
+    ("27.3.1" -> "docker-ce=5:27.3.1*": Docker's own packages carry epoch 5)."""
+    v = variables
+    source = v.get("docker_install_source", "official")
+    if source == "official":
+        names = ["docker-ce", "docker-ce-cli", "containerd.io"]
+        names += ["docker-compose-plugin"] if v.get("docker_compose", True) else []
+        names += ["docker-buildx-plugin"] if v.get("docker_buildx", True) else []
+    else:
+        provides = distro_provides(distribution, major)
+        names = ["docker.io"]
+        names += [provides["compose"]] if v.get("docker_compose", True) and provides["compose"] else []
+        names += [provides["buildx"]] if v.get("docker_buildx", True) and provides["buildx"] else []
+    version = str(v.get("docker_version") or "")
+    if not version:
+        return names
+    pattern = ("5:" if source == "official" and ":" not in version else "") + version + "*"
+    return [f"{n}={pattern}" if n in ENGINE_PACKAGES[source] else n for n in names]
+
+
+def docker_host_errors(variables: Mapping[str, Any], conflicts: Sequence[str], installed: Sequence[str],
+                       running: int, missing_users: Sequence[str]) -> list[str]:
+    """What the host's state forbids: replacing an engine while containers run, conflicting
+    packages without permission to remove them, docker_users that do not exist."""
+    v = variables
+    source = v.get("docker_install_source", "official")
+    replaced = [p for p in installed if p in conflicts]
+    errors = []
+    if replaced and v.get("docker_remove_conflicting", True) and running > 0 \
+            and not v.get("docker_replace_running_engine", False):
+        errors.append(f"docker_install_source: {source} would remove {', '.join(replaced)} while {running} "
+                      "container(s) run; stop them first, or set docker_replace_running_engine: true")
+    if replaced and not v.get("docker_remove_conflicting", True):
+        errors.append(f"docker_install_source: {source} conflicts with the installed {', '.join(replaced)}; "
+                      "set docker_remove_conflicting: true to replace them")
+    if missing_users:
+        errors.append(f"docker_users: no such user(s) {', '.join(missing_users)} (create them first, e.g. with the base role)")
+    return errors
+
+
 def distro_provides(distribution: str, major: str) -> dict[str, str]:
     """The distribution's package names for the compose and buildx plugins ('' = none)."""
     try:
@@ -337,4 +381,6 @@ class FilterModule:
             "docker_reload_only": docker_reload_only,
             "docker_unknown_keys": docker_unknown_keys,
             "docker_distro_provides": distro_provides,
+            "docker_package_names": docker_package_names,
+            "docker_host_errors": docker_host_errors,
         }

@@ -161,3 +161,29 @@ def test_calendar_refused_by_the_host_is_named() -> None:
     errors = docker_errors(variables, host={"invalid_calendars": ["every tuesday-ish"]})
     assert errors == ["docker_prune_schedule: 'every tuesday-ish' is not a systemd calendar expression "
                       "(systemd-analyze calendar refuses it); try daily, weekly or Mon *-*-* 04:00"]
+
+
+def test_host_state_errors():
+    from ansible_collections.anvil.hetzner.plugins.filter.docker_daemon import docker_host_errors
+    conflicts = ["docker.io", "containerd", "runc"]
+    official = {"docker_install_source": "official"}
+    assert docker_host_errors(official, conflicts, ["docker-ce"], 3, []) == []
+    assert docker_host_errors(official, conflicts, ["docker.io", "runc"], 0, []) == []
+    running = docker_host_errors(official, conflicts, ["docker.io", "runc"], 2, [])
+    assert running == ["docker_install_source: official would remove docker.io, runc while 2 container(s) run; "
+                       "stop them first, or set docker_replace_running_engine: true"]
+    assert docker_host_errors({**official, "docker_replace_running_engine": True}, conflicts, ["docker.io"], 2, []) == []
+    keep = docker_host_errors({**official, "docker_remove_conflicting": False}, conflicts, ["docker.io"], 0, [])
+    assert keep[0].startswith("docker_install_source: official conflicts with the installed docker.io")
+    assert docker_host_errors(official, conflicts, [], 0, ["ci"])[0].startswith("docker_users: no such user(s) ci")
+
+
+def test_package_names_per_source_release_and_pin():
+    from ansible_collections.anvil.hetzner.plugins.filter.docker_daemon import docker_package_names
+    assert docker_package_names({"docker_install_source": "distro"}, "Debian", "12") == ["docker.io"]
+    assert docker_package_names({"docker_install_source": "distro", "docker_version": "26.1.5"}, "Debian", "13") == [
+        "docker.io=26.1.5*", "docker-compose", "docker-buildx"]
+    assert docker_package_names({"docker_version": "27.3.1", "docker_compose": False}, "Debian", "12") == [
+        "docker-ce=5:27.3.1*", "docker-ce-cli=5:27.3.1*", "containerd.io", "docker-buildx-plugin"]
+    assert docker_package_names({"docker_version": "5:27.3.1-1~debian.12~bookworm"}, "Debian", "12")[0] == \
+        "docker-ce=5:27.3.1-1~debian.12~bookworm*"
