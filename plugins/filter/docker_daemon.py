@@ -126,7 +126,7 @@ def _type_errors(config: Mapping[str, Any]) -> list[str]:
             errors.append(f"{where}: must be true or false, got {value!r}")
         elif key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
             errors.append(f"{where}: must be a whole number, got {value!r}")
-        elif key in _LIST_KEYS and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+        elif key in _LIST_KEYS and not c.is_list(value):
             errors.append(f"{where}: must be a list, got {value!r}")
         elif key in _DICT_KEYS and not isinstance(value, Mapping):
             errors.append(f"{where}: must be a mapping, got {value!r}")

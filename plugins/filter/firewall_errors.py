@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -140,10 +139,7 @@ def firewall_errors(variables: Mapping[str, Any], client: str = "", host: Mappin
             errors += _address_errors(f"{where}.from", item.get("from", "any"))
     sources = [n for n in (c.network(s) for s in variables.get("firewall_ssh_sources") or []) if n is not None]
     if sources and client:
-        try:
-            address = ipaddress.ip_address(client)
-        except ValueError:
-            address = None
+        address = c.address(client)
         if address is not None and not any(address.version == n.version and address in n for n in sources):
             errors.append(f"firewall_ssh_sources: does not include {client}, the address this play connects "
                           "from; enabling UFW would lock this session out")

@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
+
+from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks
 
 DOCUMENTATION = r"""
 name: ip_address
@@ -43,16 +44,9 @@ _value:
 
 def ip_address(value: Any, network: bool = False) -> bool:
     """Return True for an IP address (or, with ``network``, a CIDR network)."""
-    if not isinstance(value, str) or not value.strip() or value != value.strip():
-        return False
-    try:
-        if network and "/" in value:
-            ipaddress.ip_network(value, strict=False)
-        else:
-            ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+    if network and isinstance(value, str) and "/" in value:
+        return checks.network(value) is not None
+    return checks.address(value) is not None
 
 
 class TestModule:
