@@ -310,16 +310,28 @@ def installed_packages(module: AnsibleModule, names: list[str]) -> list[str]:
     return sorted(found)
 
 
+def home_path(path: str) -> str:
+    """``~user/rest`` as the path under that user's home (the result keeps the key as asked)."""
+    if not path.startswith("~"):
+        return path
+    user, _sep, rest = path[1:].partition("/")
+    try:
+        home = pwd.getpwnam(user).pw_dir if user else pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return path  # no such user: the path does not exist
+    return os.path.join(home, rest)
+
+
 def describe(path: str) -> dict:
     """Type, mode, owner, group and (for a regular file) SHA-1 of a path; exists false when absent."""
     try:
-        info = os.stat(os.path.expanduser(path))
+        info = os.stat(home_path(path))
     except OSError:
         return {"exists": False, "isdir": False, "mode": "", "owner": "", "group": "", "sha1": ""}
     digest = ""
     if stat.S_ISREG(info.st_mode):
         sha1 = hashlib.sha1()
-        with open(os.path.expanduser(path), "rb") as handle:
+        with open(home_path(path), "rb") as handle:
             for block in iter(lambda: handle.read(65536), b""):
                 sha1.update(block)
         digest = sha1.hexdigest()

@@ -50,3 +50,21 @@ def test_weak_moduli_counts_short_groups(tmp_path):
     assert weak_moduli(str(moduli), 3072) == 1
     assert weak_moduli(str(moduli), 4096) == 2
     assert weak_moduli(str(tmp_path / "missing"), 3072) == 0
+
+
+def test_home_paths_and_file_facts(tmp_path):
+    from ansible_collections.anvil.hetzner.plugins.modules.host_probe import describe, home_path
+    import pwd
+    root_home = pwd.getpwnam("root").pw_dir
+    assert home_path("~root/.ssh/authorized_keys") == f"{root_home}/.ssh/authorized_keys"
+    assert home_path("~no-such-user-x/.ssh/x") == "~no-such-user-x/.ssh/x"
+    assert home_path("/etc/passwd") == "/etc/passwd"
+    f = tmp_path / "f"
+    f.write_text("a = 1\n")
+    f.chmod(0o640)
+    entry = describe(str(f))
+    assert entry["exists"] and not entry["isdir"] and entry["mode"] == "0640"
+    import hashlib
+    assert entry["sha1"] == hashlib.sha1(b"a = 1\n").hexdigest()
+    assert describe(str(tmp_path))["isdir"] is True
+    assert describe(str(tmp_path / "missing"))["exists"] is False
