@@ -4,49 +4,14 @@
 
 from __future__ import annotations
 
+# Documentation: one plugins/filter/<filter name>.yml per filter of this file.
+
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
 
-DOCUMENTATION = r"""
-name: base_errors
-short_description: Everything wrong with the base role's input, as messages naming the variable
-version_added: 0.2.0
-description:
-  - Checks what the role's argument spec cannot express (ranges, formats, combinations) and the
-    combinations that would leave no account able to log in.
-  - Returns a list of messages; an empty list means the input is valid.
-options:
-  _input:
-    description: The role's variables (every C(base_*) variable), as a mapping of name to value.
-    type: dict
-    required: true
-  host:
-    description:
-      - What the role read from the host and the connection, keys C(distribution), C(major),
-        C(version), C(sshd_ports) (list of ports sshd listens on now), C(connection_user),
-        C(over_ssh) (bool), C(ansible_port), C(timezone_exists) (bool).
-    type: dict
-    default: {}
-"""
-
-EXAMPLES = r"""
-- name: Refuse invalid input
-  ansible.builtin.fail:
-    msg: "{{ errors | join(' | ') }}"
-  when: errors | length > 0
-  vars:
-    errors: "{{ __base_role_vars | anvil.hetzner.base_errors(host=__base_host) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Messages, one per problem, each starting with the variable (and item) at fault.
-  type: list
-  elements: str
-"""
 
 SSH_KEY = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+# Documentation: one plugins/filter/<filter name>.yml per filter of this file.
+
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,37 +14,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
 from ansible_collections.anvil.hetzner.plugins.plugin_utils.bcrypt import reproducible_bcrypt
 
-DOCUMENTATION = r"""
-name: caddy_errors
-short_description: Everything wrong with the caddy role's sites, as messages naming the variable
-version_added: 0.1.0
-description:
-  - Checks C(caddy_sites) and the global options for what the role's argument spec cannot express
-    (domain names, upstream addresses, sizes, durations, duplicates, sites with nothing to serve),
-    so that a bad site is refused before anything on the server changes.
-  - Returns a list of messages; an empty list means the input is valid.
-options:
-  _input:
-    description: The role's variables, as a mapping of variable name to value.
-    type: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Refuse bad sites
-  ansible.builtin.fail:
-    msg: "{{ errors | join(' | ') }}"
-  when: errors | length > 0
-  vars:
-    errors: "{{ {'caddy_sites': caddy_sites} | anvil.hetzner.caddy_errors }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Messages, one per problem, each starting with the variable (and site) at fault.
-  type: list
-  elements: str
-"""
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _DOMAIN = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")

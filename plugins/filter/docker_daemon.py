@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+# Documentation: one plugins/filter/<filter name>.yml per filter of this file.
+
 import ipaddress
 import json
 import re
@@ -12,37 +14,6 @@ from typing import Any
 
 from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
 
-DOCUMENTATION = r"""
-name: docker_daemon_config
-short_description: The daemon.json the docker role writes, and the checks around it
-version_added: 0.1.0
-description:
-  - C(docker_daemon_config) builds C(daemon.json) from the role's variables (log rotation,
-    live-restore, address pools, metrics, userland proxy) with C(docker_daemon_options) merged over them.
-  - C(docker_errors) lists everything wrong with the role's input, each message naming the variable.
-  - C(docker_reload_only) tells whether dockerd can apply the change from one configuration to
-    another on SIGHUP, or needs a restart.
-  - C(docker_unknown_keys) lists top-level keys that the installed dockerd does not know, for
-    engines older than 23.0, which have no C(dockerd --validate).
-options:
-  _input:
-    description: The role's variables, as a mapping of variable name to value.
-    type: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Write daemon.json
-  ansible.builtin.copy:
-    content: "{{ docker_vars | anvil.hetzner.docker_daemon_config | to_nice_json }}"
-    dest: /etc/docker/daemon.json
-"""
-
-RETURN = r"""
-_value:
-  description: The configuration (dict), the messages (list), or a boolean, by filter.
-  type: raw
-"""
 
 # Options dockerd applies on SIGHUP (moby's "configuration reload behavior"); any other change
 # needs a restart. Containers survive both when live-restore is on.

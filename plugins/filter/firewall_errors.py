@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+# Documentation: one plugins/filter/<filter name>.yml per filter of this file.
+
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -11,49 +13,6 @@ from typing import Any
 
 from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
 
-DOCUMENTATION = r"""
-name: firewall_errors
-short_description: Everything wrong with the firewall role's rules, as messages naming the variable
-version_added: 0.1.0
-description:
-  - Checks C(firewall_rules), C(firewall_docker_allow), C(firewall_ssh_sources),
-    C(firewall_trusted_networks) and C(firewall_fail2ban_ignoreip) for ranges and formats that the
-    role's argument spec cannot express (port ranges, CIDR networks, interface names).
-  - Returns a list of messages; an empty list means the input is valid.
-  - With O(client), also refuses C(firewall_ssh_sources) that would shut out the address the play
-    connects from.
-  - The same file holds C(firewall_managed_rules) (the rules the role manages, each with a stable id)
-    and C(firewall_stale_rules) (which numbered rules of C(ufw status numbered) to delete).
-options:
-  _input:
-    description: The role's variables, as a mapping of variable name to value.
-    type: dict
-    required: true
-  client:
-    description: Address the play connects from (first field of C(SSH_CLIENT)), or empty.
-    type: str
-    default: ""
-  host:
-    description: What the role read from the host (C(distribution), C(major), C(version)).
-    type: dict
-    default: {}
-"""
-
-EXAMPLES = r"""
-- name: Refuse bad rules
-  ansible.builtin.fail:
-    msg: "{{ errors | join(' | ') }}"
-  when: errors | length > 0
-  vars:
-    errors: "{{ {'firewall_rules': firewall_rules} | anvil.hetzner.firewall_errors }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Messages, one per problem, each starting with the variable (and item index) at fault.
-  type: list
-  elements: str
-"""
 
 _PORT = re.compile(r"^([0-9]{1,5})(?::([0-9]{1,5}))?$")
 _IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")

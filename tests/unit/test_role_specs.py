@@ -52,3 +52,25 @@ def test_every_option_is_described_and_typed(role):
     for name, option in options.items():
         assert option.get("description"), name
         assert option.get("type"), name
+
+
+def test_every_filter_has_its_own_documentation():
+    """ansible-doc shows a filter's own text: a <name>.yml beside a multi-filter file, or the
+    DOCUMENTATION of a file that defines only that filter (never another filter's text)."""
+    import ast
+    import importlib
+
+    for path in sorted((ROOT / "plugins" / "filter").glob("*.py")):
+        module = importlib.import_module(f"ansible_collections.anvil.hetzner.plugins.filter.{path.stem}")
+        names = sorted(module.FilterModule().filters())
+        embedded = [n.targets[0].id for n in ast.parse(path.read_text()).body
+                    if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+                    and n.targets[0].id == "DOCUMENTATION"]
+        for name in names:
+            sidecar = path.parent / f"{name}.yml"
+            if sidecar.exists():
+                doc = yaml.safe_load(sidecar.read_text())["DOCUMENTATION"]
+            else:
+                assert embedded and len(names) == 1, f"{name} ({path.name}) has no documentation of its own"
+                doc = yaml.safe_load(module.DOCUMENTATION)
+            assert doc["name"] == name and doc.get("short_description"), name
