@@ -377,24 +377,15 @@ def login_defs(path: str = "/etc/login.defs") -> dict:
     return settings
 
 
-def missing_groups(names: list[str]) -> list[str]:
-    missing = []
+def missing(names: list[str], lookup) -> list[str]:
+    """The names that ``lookup`` (pwd.getpwnam, grp.getgrnam) does not know."""
+    absent = []
     for name in names:
         try:
-            grp.getgrnam(name)
+            lookup(name)
         except KeyError:
-            missing.append(name)
-    return missing
-
-
-def missing_users(names: list[str]) -> list[str]:
-    missing = []
-    for name in names:
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            missing.append(name)
-    return missing
+            absent.append(name)
+    return absent
 
 
 def main() -> None:
@@ -426,11 +417,11 @@ def main() -> None:
         calendars_checked=checked,
         apt_sources=apt_sources() if params["apt_sources"] else [],
         installed_packages=installed_packages(module, params["packages"]),
-        missing_users=missing_users(params["users"]),
+        missing_users=missing(params["users"], pwd.getpwnam),
         files={path: describe(path) for path in params["files"]},
         services=services(module, params["services"]),
         login_defs=login_defs() if params["login_defs"] else {},
-        missing_groups=missing_groups(params["groups"]),
+        missing_groups=missing(params["groups"], grp.getgrnam),
     )
 
 

@@ -9,7 +9,8 @@ an option to one of these checks. Every check also carries values it must refuse
 spec-driven test (tests/integration/test_spec_bad_inputs.py) feeds them to the real role, so a new
 option cannot ship without a refusal.
 
-Messages start with the variable (and item) at fault and never print a value marked secret.
+Messages start with the variable (and item) at fault. Values that may be secrets (passwords) are
+never given to these checks; the roles check them without printing them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ class Check:
     test: Callable[[Any], str | None]
     bad: tuple[Any, ...] = ()
     each: bool = False  # apply to every element of a list option
-    secret: bool = False  # never print the value
     host: str = ""  # a check that also needs the host's answer (e.g. "calendar")
     nonempty: bool = False  # a list that needs at least one element
 
@@ -44,14 +44,10 @@ class Check:
             for index, item in enumerate(value):
                 reason = self.test(item)
                 if reason:
-                    out.append(f"{where}[{index}]: {_show(item, self.secret)} {reason}")
+                    out.append(f"{where}[{index}]: {item!r} {reason}")
             return out
         reason = self.test(value)
-        return [f"{where}: {_show(value, self.secret)} {reason}"] if reason else []
-
-
-def _show(value: Any, secret: bool) -> str:
-    return "(value hidden)" if secret else repr(value)
+        return [f"{where}: {value!r} {reason}"] if reason else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,25 +81,6 @@ def address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(value)
     except ValueError:
         return None
-
-
-def is_public(value: Any) -> bool:
-    """True for a wildcard or a globally routable address: a port there is open to the internet."""
-    parsed = address(value)
-    if parsed is None:
-        return value in ("0.0.0.0", "::", "*", "")
-    return parsed.is_unspecified or parsed.is_global
-
-
-def string_list_errors(where: str, value: Any, pattern: re.Pattern[str] | None = None, what: str = "") -> list[str]:
-    """Errors for a value that must be a list of strings (matching ``pattern`` when given)."""
-    if not is_list(value):
-        return [f"{where}: must be a list, got {value!r}"]
-    out = []
-    for index, item in enumerate(value):
-        if not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
-            out.append(f"{where}[{index}]: {item!r} is not {what or 'a string'}")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,9 +196,3 @@ def check_options(variables: Mapping[str, Any], table: Mapping[str, Check],
             errors.append(f"{name}: {value!r} is not a systemd calendar expression (systemd-analyze calendar "
                           "refuses it); try daily, weekly or Mon *-*-* 04:00")
     return errors
-
-
-def calendars(variables: Mapping[str, Any], table: Mapping[str, Check]) -> list[str]:
-    """The calendar values of a role's input, for the host to check before anything changes."""
-    return sorted({str(variables[n]) for n, c in table.items()
-                   if c.host == "calendar" and isinstance(variables.get(n), str) and variables[n].strip()})
