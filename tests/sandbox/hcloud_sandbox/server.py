@@ -185,7 +185,10 @@ class Sandbox:
             throttled = self.throttle_count > 0 and project is not None
             if throttled:
                 self.throttle_count -= 1
-            reset_in = self.throttle_reset_in
+                # the RateLimit-Reset this 429 sends (whole seconds, as the API), kept in the log
+                throttle_reset = int(time.time() + math.ceil(self.throttle_reset_in))
+                if self.log and len(self.log) <= self.max_log:
+                    self.log[-1]["rate_limit_reset"] = throttle_reset
             if project is not None and not throttled:
                 allowed, remaining, reset_at = project.take()
             else:
@@ -201,7 +204,7 @@ class Sandbox:
             if throttled:
                 raise ApiError(429, "rate_limit_exceeded", f"limit of {project.rate_limit} requests per hour reached",
                                {**rl_headers, "RateLimit-Remaining": "0",
-                                "RateLimit-Reset": str(int(time.time() + math.ceil(reset_in)))})
+                                "RateLimit-Reset": str(throttle_reset)})
             if not allowed:
                 raise ApiError(429, "rate_limit_exceeded", f"limit of {project.rate_limit} requests per hour reached",
                                rl_headers)
