@@ -58,4 +58,5 @@ ensure_venv() {
 ensure_images() {
   command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
   "$ROOT/tests/images/build.sh" "$@"
+  "$ROOT/tests/images/build-prometheus.sh"
 }
