@@ -70,10 +70,16 @@ SUBOPTION_BAD = {
 }
 
 
-def firewall_errors(variables: Mapping[str, Any], client: str = "", host: Mapping[str, Any] | None = None) -> list[str]:
+def firewall_errors(variables: Mapping[str, Any], client: str = "", host: Mapping[str, Any] | None = None,
+                    node_exporter: Mapping[str, Any] | None = None) -> list[str]:
     host = host or {}
     errors: list[str] = c.os_errors(host, "firewall") if host.get("distribution") else []
     errors += c.check_options(variables, OPTIONS, host)
+    if node_exporter:
+        # the node_exporter role's own variables (a cross-role input): checked here too, because
+        # the firewall runs before node_exporter in anvil.hetzner.site
+        errors += c.PORT.errors("node_exporter_port", node_exporter.get("port"))
+        errors += c.NETWORKS.errors("node_exporter_prometheus_sources", node_exporter.get("sources"))
     for index, rule in enumerate(variables.get("firewall_rules") or []):
         where = f"firewall_rules[{index}]"
         if not isinstance(rule, Mapping):
@@ -123,9 +129,10 @@ def rule_id(rule: Mapping[str, Any]) -> str:
 
 
 def firewall_managed_rules(variables: Mapping[str, Any], controller: str = "", ssh_ports: Sequence[Any] = (),
-                           caddy: bool = False) -> list[dict[str, Any]]:
+                           caddy: bool = False, node_exporter: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every rule the role manages, in order: SSH first (the controller's own rule on top), trusted
-    networks, Caddy's ports, then firewall_rules. Each carries ``id`` (see rule_id)."""
+    networks, Caddy's ports, node_exporter's port from its Prometheus sources only, then
+    firewall_rules. Each carries ``id`` (see rule_id)."""
     v = variables
     out: list[dict[str, Any]] = []
     ports = sorted({int(p) for p in ssh_ports})
@@ -142,6 +149,9 @@ def firewall_managed_rules(variables: Mapping[str, Any], controller: str = "", s
     if caddy:
         for port, proto in _CADDY_PORTS:
             out.append(_rule(port=port, proto=proto, comment="caddy"))
+    if node_exporter:
+        for src in node_exporter.get("sources") or []:
+            out.append(_rule(port=node_exporter.get("port", 9100), src=str(src), comment="node_exporter"))
     for r in v.get("firewall_rules") or []:
         out.append(_rule(r.get("rule") or "allow", r.get("port"), r.get("proto") or "tcp", r.get("from") or "any",
                          r.get("to") or "any", r.get("interface") or "", r.get("direction") or "in",
