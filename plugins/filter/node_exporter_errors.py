@@ -75,7 +75,7 @@ OPTIONS: dict[str, c.Check] = {
     "node_exporter_version": c.pattern(_VERSION.pattern, "a release version like 1.9.1", bad=("", "latest", "v1.9.1")),
     "node_exporter_download_url": c.pattern(r"^(https?|file)://[^\s\"'{}]+[^/]$", "an http(s) URL without a trailing /",
                                             bad=("", "github.com/prometheus", "https://example.com/")),
-    "node_exporter_checksums": c.Check(_checksums, bad=({"amd64": "abc"}, {"sparc": "0" * 64}, ["0" * 64])),
+    "node_exporter_checksums": c.Check(_checksums, bad=({"amd64": "abc"}, {"sparc": "0" * 64}, {"amd64": "A" * 64})),
     "node_exporter_controller_cache_dir": c.pattern(_OPTIONAL_PATH, "an absolute path (or empty)",
                                                     bad=("relative/dir", "/with space"), empty_ok=True),
     "node_exporter_listen_address": c.Check(lambda v: None if v == "" else c.ADDRESSES.test(v),
@@ -92,6 +92,7 @@ OPTIONS: dict[str, c.Check] = {
     "node_exporter_tls_key_file": c.pattern(_OPTIONAL_PATH, "an absolute path (or empty)",
                                             bad=("key.pem",), empty_ok=True),
     "node_exporter_upgrade_metrics_calendar": c.CALENDAR,
+    "node_exporter_upgrade_metrics_max_age": c.int_range(300, 400 * 86400, "seconds"),
 }
 FREE_FORM: dict[str, str] = {
     "node_exporter_basic_auth_users": "user names, password lengths and duplicates are checked below (never printed)",
@@ -119,9 +120,17 @@ def node_exporter_listen(variables: Mapping[str, Any]) -> str:
     return address or str(variables.get("hcloud_private_ipv4") or "") or "127.0.0.1"
 
 
+# Addresses the internet cannot reach: RFC 1918 (Hetzner's private networks are 10.0.0.0/8 here),
+# shared address space, loopback, link-local, IPv6 unique-local. Everything else counts as public
+# (also documentation ranges, which Python's is_private would call private).
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "::1/128", "fc00::/7", "fe80::/10"))
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    return ip.is_unspecified or not (ip.is_private or ip.is_loopback or ip.is_link_local)
+    return ip.is_unspecified or not any(ip.version == n.version and ip in n for n in _NOT_PUBLIC)
 
 
 def node_exporter_version_run(variables: Mapping[str, Any], host: Mapping[str, Any]) -> str:

@@ -32,25 +32,34 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-FILTERS = {"base": "base_errors", "firewall": "firewall_errors", "docker": "docker_daemon", "caddy": "caddy_errors"}
+FILTERS = {"base": "base_errors", "firewall": "firewall_errors", "docker": "docker_daemon", "caddy": "caddy_errors",
+           "node_exporter": "node_exporter_errors"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnlyAAAAAAAAAAAAAAAA ci@test"
 # What a role needs besides its defaults to pass on this machine: the base role refuses to close
 # logins without a key; the docker role refuses to replace the running engine (the test machine's
 # own docker.io, which runs the Molecule containers), so it is told to keep that engine.
 BASELINE: dict[str, dict[str, Any]] = {
-    "base": {"base_deploy_user_authorized_keys": [KEY]}, "firewall": {}, "caddy": {},
+    "base": {"base_deploy_user_authorized_keys": [KEY]}, "firewall": {}, "caddy": {}, "node_exporter": {},
     "docker": {"docker_install_source": "distro", "docker_compose": False, "docker_buildx": False},
 }
 FACTS = {"distribution": "Debian", "distribution_major_version": "12", "distribution_version": "12.8",
          "distribution_release": "bookworm", "os_family": "Debian", "architecture": "x86_64",
          "virtualization_role": "guest", "virtualization_type": "docker"}
-# The inputs named in issue 11, each on a host of its own, beside the derived ones.
+# The inputs named in issues 11 and 12 (combinations the tables cannot derive), each on a host of its own.
 COMBINATIONS = [
     ("base", {"base_deploy_user": "root"}, "base_deploy_user"),
     ("base", {"base_deploy_user": "root", "base_ssh_permit_root_login": "yes"}, "base_deploy_user"),
     ("base", {"base_ssh_allow_users": ["nobody"], "base_deploy_user_authorized_keys": []}, "base_deploy_user_authorized_keys"),
     ("docker", {"docker_prune_schedule": "every tuesday-ish"}, "docker_prune_schedule"),
     ("caddy", {"caddy_hsts_max_age": -5}, "caddy_hsts_max_age"),
+    ("node_exporter", {"node_exporter_listen_address": "0.0.0.0"}, "node_exporter_listen_address"),
+    ("node_exporter", {"node_exporter_listen_address": "::"}, "node_exporter_listen_address"),
+    ("node_exporter", {"node_exporter_listen_address": "203.0.113.7"}, "node_exporter_listen_address"),
+    ("node_exporter", {"hcloud_private_ipv4": "198.51.100.4"}, "hcloud_private_ipv4"),
+    ("node_exporter", {"node_exporter_collectors": ["systemd"], "node_exporter_collectors_disabled": ["systemd"]},
+     "node_exporter_collectors_disabled"),
+    ("node_exporter", {"node_exporter_collectors": ["watchdog"]}, "node_exporter_collectors"),
+    ("node_exporter", {"node_exporter_tls_cert_file": "/etc/ssl/anvil-missing.pem"}, "node_exporter_tls_key_file"),
 ]
 
 

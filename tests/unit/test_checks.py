@@ -12,6 +12,7 @@ FILTERS = {
     "firewall": "firewall_errors",
     "docker": "docker_daemon",
     "caddy": "caddy_errors",
+    "node_exporter": "node_exporter_errors",
 }
 
 

@@ -159,3 +159,25 @@ def test_numbered_status_is_read_only_when_something_may_be_stale():
     assert firewall_may_have_stale(tagged + "ufw allow 8082/tcp comment 'anvil:deadbeef'\n", managed)
     assert not firewall_may_have_stale(tagged + "ufw allow 9000/tcp\n", managed)
     assert firewall_may_have_stale(tagged + "ufw allow 9000/tcp\n", managed, purge=True)
+
+
+def test_node_exporter_port_is_opened_to_its_prometheus_sources_only():
+    rules = firewall_managed_rules({}, ssh_ports=[22],
+                                   node_exporter={"port": 9100, "sources": ["10.0.0.5/32", "fd00::7"]})
+    metrics = [(r["rule"], r["port"], r["proto"], r["from"], r["comment"]) for r in rules if r["comment"] == "node_exporter"]
+    assert metrics == [("allow", "9100", "tcp", "10.0.0.5/32", "node_exporter"),
+                       ("allow", "9100", "tcp", "fd00::7", "node_exporter")]
+    # no sources: nobody (no rule at all, never "from any")
+    assert not [r for r in firewall_managed_rules({}, ssh_ports=[22], node_exporter={"port": 9100, "sources": []})
+                if r["comment"] == "node_exporter"]
+    # the role not in the play: nothing
+    assert not [r for r in firewall_managed_rules({}, ssh_ports=[22]) if r["comment"] == "node_exporter"]
+
+
+def test_node_exporter_inputs_are_checked_by_the_firewall_too():
+    errors = firewall_errors({}, node_exporter={"port": 70000, "sources": ["everyone", "10.0.0.0/33"]})
+    assert [e.split(":")[0] for e in errors] == ["node_exporter_port", "node_exporter_prometheus_sources[0]",
+                                                 "node_exporter_prometheus_sources[1]"]
+    assert firewall_errors({}, node_exporter={"port": 9100, "sources": ["10.0.0.0/16"]}) == []
+    assert firewall_errors({}, node_exporter={"port": 9100, "sources": "10.0.0.0/16"}) == [
+        "node_exporter_prometheus_sources: must be a list"]
