@@ -34,6 +34,10 @@ elif [ "$(docker container inspect -f '{{.State.Running}}' anvil-demo)" != true 
   docker start anvil-demo >/dev/null
 fi
 address=$(docker container inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' anvil-demo)
+# What a Hetzner private network gives the server: its address on an interface (the sandbox's
+# demo-net below gives demo-web-1 10.0.0.2; node_exporter listens there). Lost on a restart: re-added.
+docker exec anvil-demo sh -c 'ip -4 addr show dev eth0 | grep -q "inet 10.0.0.2/" || ip addr add 10.0.0.2/32 dev eth0'
+
 [ -n "$address" ] || die "anvil-demo has no address on the Docker network"
 
 # The sandbox's world: project "demo" with the container as its server's public IPv4, plus a

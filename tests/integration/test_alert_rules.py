@@ -21,8 +21,9 @@ IMAGE = "anvil-hetzner/prometheus:12"
 
 def promtool(workdir: Path, script: str) -> subprocess.CompletedProcess[str]:
     """Run a shell script with promtool in the test image, workdir mounted read-only at /src."""
-    if shutil.which("docker") is None or subprocess.run(["docker", "image", "inspect", IMAGE],
-                                                         capture_output=True, check=False).returncode:
+    missing = shutil.which("docker") is None or subprocess.run(
+        ["docker", "image", "inspect", IMAGE], capture_output=True, check=False).returncode != 0
+    if missing:
         pytest.fail(f"{IMAGE} is missing: run tests/images/build-prometheus.sh (make test builds it)")
     return subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{workdir}:/src:ro", "-w", "/src",
                            IMAGE, "sh", "-c", script], capture_output=True, text=True, timeout=300, check=False)
@@ -91,8 +92,8 @@ def test_tests_fail_when_a_rule_is_broken(tmp_path: Path) -> None:
     shutil.copytree(RULES, tmp_path / "control" / RULES.relative_to(ROOT))
     shutil.copytree(TESTS, tmp_path / "control" / TESTS.relative_to(ROOT))
     control = "(cd control && promtool test rules tests/prometheus/*.test.yml >/dev/null 2>&1) && echo CONTROL PASSED; "
-    script = control + "; ".join(f"(cd {name} && promtool test rules {test} >/dev/null 2>&1) && echo SURVIVED {name}"
-                       for name, test in mutants) + "; true"
+    runs = [f"(cd {name} && promtool test rules {test} >/dev/null 2>&1) && echo SURVIVED {name}" for name, test in mutants]
+    script = control + "; ".join(runs) + "; true"
     result = promtool(tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert "CONTROL PASSED" in result.stdout, result.stdout + result.stderr

@@ -42,11 +42,17 @@ def wait_for(predicate, timeout: float, step: float = 1.0):
     return value
 
 
-def scrape(client, address: str, *auth: str) -> tuple[str, str]:
-    """curl's exit status and HTTP code, and the body, of a scrape from `client`."""
+SCHEME = {"node-exporter-debian12": "http", "node-exporter-debian13": "https"}
+CA = "/etc/prometheus/node-exporter-ca.pem"  # Debian 13's self-signed certificate (prepare.yml)
+
+
+def scrape(client, address: str, *auth: str, scheme: str = "http") -> tuple[str, str]:
+    """curl's HTTP code and exit status, and the body, of a scrape from `client`. HTTPS is
+    verified against Debian 13's certificate where the client has it (the Prometheus container)."""
     cred = f"-u {auth[0]}:{auth[1]}" if auth else ""
-    out = client.run(f"curl -s --max-time 4 {cred} -o /tmp/anvil-scrape -w '%{{http_code}}' http://{address}:9100/metrics; "
-                     "echo \" $?\"")
+    tls = (f"--cacert {CA}" if client.file(CA).exists else "-k") if scheme == "https" else ""
+    out = client.run(f"curl -s --max-time 4 {cred} {tls} -o /tmp/anvil-scrape -w '%{{http_code}}' "
+                     f"{scheme}://{address}:9100/metrics; echo \" $?\"")
     code = out.stdout.strip()
     body = client.run("cat /tmp/anvil-scrape 2>/dev/null").stdout
     return code, body
@@ -96,16 +102,16 @@ def test_listens_on_the_private_address_only(host, name):
     assert f"{ADDRESS[name]}:9100" in sockets
     assert len(sockets.splitlines()) == 1, sockets
     # the host's other address (loopback): nothing listens there
-    code, _body = scrape(host, "127.0.0.1")
+    code, _body = scrape(host, "127.0.0.1", scheme=SCHEME[name])
     assert code.split()[0] == "000" and code.split()[1] == "7", code  # connection refused, never 200
 
 
 def test_basic_auth_is_required(prometheus, name):
-    code, body = scrape(prometheus, ADDRESS[name])
+    code, body = scrape(prometheus, ADDRESS[name], scheme=SCHEME[name])
     assert code.split()[0] == "401", code
-    code, _body = scrape(prometheus, ADDRESS[name], USER, "wrong-password-1")
+    code, _body = scrape(prometheus, ADDRESS[name], USER, "wrong-password-1", scheme=SCHEME[name])
     assert code.split()[0] == "401", code
-    code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+    code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     assert code.split()[0] == "200", code
     assert series(body, "node_cpu_seconds_total")
     # the systemd collector works through the sandbox (D-Bus)
@@ -114,11 +120,23 @@ def test_basic_auth_is_required(prometheus, name):
         'node_scrape_collector_success{collector="systemd"} 1' in body
 
 
-def test_stored_hash_is_bcrypt_never_the_password(host):
+def test_stored_hash_is_bcrypt_never_the_password(host, name):
     conf = host.file("/etc/node-exporter/web-config.yml")
     assert conf.mode == 0o640 and conf.user == "root" and conf.group == "node-exporter"
     assert "$2b$12$" in conf.content_string
     assert PASSWORD not in conf.content_string
+    assert ("tls_server_config" in conf.content_string) == (SCHEME[name] == "https")
+
+
+def test_tls_host_refuses_plain_http(prometheus, name):
+    if SCHEME[name] != "https":
+        pytest.skip("TLS is on for Debian 13 only")
+    code, _body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme="http")
+    assert code.split()[0] == "400", code  # an HTTP request to the TLS port, never 200
+    # and the certificate presented is the one configured
+    out = prometheus.run(f"curl -s --max-time 4 --cacert {CA} -u {USER}:{PASSWORD} -o /dev/null "
+                         f"-w '%{{http_code}}' https://{ADDRESS[name]}:9100/metrics")
+    assert out.stdout == "200"
 
 
 def test_firewall_lets_only_prometheus_in(host, name):
@@ -126,7 +144,7 @@ def test_firewall_lets_only_prometheus_in(host, name):
     assert len(rules) == 1 and "172.30.78.10" in rules[0] and "# anvil:" in rules[0], rules
     # the other host of the scenario is not a Prometheus source: UFW drops it (time-out), never 200
     other = RUNNER.get_host(OTHER[name])
-    code, _body = scrape(other, ADDRESS[name], USER, PASSWORD)
+    code, _body = scrape(other, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     assert code.split()[0] == "000" and code.split()[1] == "28", code
 
 
@@ -140,12 +158,12 @@ def test_textfile_directory_contract(host):
 def test_helper_writes_a_metric_that_appears_in_the_scrape(host, prometheus, name):
     host.check_output("anvil-metric --max-age 600 verify_probe anvil_verify_value 42 kind=probe")
     assert host.file(f"{TEXTFILE_DIR}/verify_probe.prom").mode == 0o644
-    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     assert 'anvil_verify_value{kind="probe"} 42' in body
     assert 'anvil_textfile_max_age_seconds{textfile="verify_probe"} 600' in body
     # a second sample in the same file keeps the first
     host.check_output("anvil-metric verify_probe anvil_verify_other 7")
-    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     assert 'anvil_verify_value{kind="probe"} 42' in body and "anvil_verify_other 7" in body
     # bad input changes nothing
     bad = host.run("anvil-metric verify_probe 'bad name' 1")
@@ -159,23 +177,23 @@ def test_a_half_written_file_never_appears(host, prometheus, name):
     host.check_output("( (echo 'anvil_half_first 1'; sleep 6; echo 'anvil_half_second 2') "
                       "| anvil-metric --replace half >/dev/null 2>&1 & )")
     time.sleep(1)
-    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     assert "anvil_half_first" not in body
     assert "node_textfile_scrape_error 0" in body
-    done = wait_for(lambda: "anvil_half_second 2" in scrape(prometheus, ADDRESS[name], USER, PASSWORD)[1], 15)
-    assert done and "anvil_half_first 1" in scrape(prometheus, ADDRESS[name], USER, PASSWORD)[1]
+    done = wait_for(lambda: "anvil_half_second 2" in scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])[1], 15)
+    assert done and "anvil_half_first 1" in scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])[1]
     # a writer killed mid-way: the old file stays as it was, no temporary file is read
     host.check_output("( (echo 'anvil_half_first 5'; sleep 30) | anvil-metric --replace half >/dev/null 2>&1 & )")
     time.sleep(1)
     host.run("pkill -9 -f 'anvil-metric --replace half'")
-    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     assert "anvil_half_first 1" in body and "anvil_half_first 5" not in body
     assert "node_textfile_scrape_error 0" in body
     host.run("pkill -f 'sleep 30'")
 
 
 def test_upgrade_metrics_follow_the_host(host, prometheus, name):
-    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     for metric in ("anvil_apt_upgrades_pending", "anvil_apt_security_upgrades_pending", "anvil_reboot_required",
                    "anvil_reboot_required_since_timestamp_seconds", "anvil_unattended_upgrades_installed"):
         assert series(body, metric), metric
@@ -184,13 +202,13 @@ def test_upgrade_metrics_follow_the_host(host, prometheus, name):
     # a reboot becomes required: the next run says so, with the time it appeared
     host.check_output("touch /run/reboot-required && systemctl start anvil-upgrade-metrics.service")
     try:
-        _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+        _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
         assert "anvil_reboot_required 1" in body
         since = float(series(body, "anvil_reboot_required_since_timestamp_seconds")[0].split()[-1])
         assert abs(since - time.time()) < 300
     finally:
         host.check_output("rm -f /run/reboot-required && systemctl start anvil-upgrade-metrics.service")
-    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD)
+    _code, body = scrape(prometheus, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
     assert "anvil_reboot_required 0" in body
 
 
@@ -210,7 +228,7 @@ def test_prometheus_scrapes_both_hosts_through_the_firewall(prometheus):
     found = wait_for(lambda: all(t["health"] == "up" for t in targets().values()) and len(targets()) == 2 and targets(), 20)
     assert found, targets()
     for name, target in found.items():
-        assert target["scrapeUrl"] == f"http://{ADDRESS[name]}:9100/metrics"
+        assert target["scrapeUrl"] == f"{SCHEME[name]}://{ADDRESS[name]}:9100/metrics"
         assert target["labels"]["group"] == "targets"
         assert target["labels"]["location"] in ("fsn1", "nbg1") and target["labels"]["role"] in ("web", "db")
 
