@@ -142,6 +142,17 @@ def node_exporter_version_run(variables: Mapping[str, Any], host: Mapping[str, A
     return DISTRO_VERSIONS.get((str(host.get("distribution", "")), major), "")
 
 
+def _readable_by(entry: Mapping[str, Any], user: str) -> bool:
+    """Whether the service user (primary group of the same name, as the role creates it) can read
+    a file, from owner, group and mode (as host_probe reports them)."""
+    try:
+        mode = int(str(entry.get("mode") or "0"), 8)
+    except ValueError:
+        return True  # unknown: let the service's own start say
+    return bool((entry.get("owner") == user and mode & 0o400) or (entry.get("group") == user and mode & 0o040)
+                or mode & 0o004)
+
+
 def _auth_errors(users: Any) -> list[str]:
     errors = []
     seen: set[str] = set()
@@ -164,8 +175,8 @@ def _auth_errors(users: Any) -> list[str]:
 
 def node_exporter_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the node_exporter role's input, in the host's light: host has
-    distribution/major/version, architecture, addresses (every address of the host), and
-    exists (path -> bool) for the TLS files."""
+    distribution/major/version, architecture, addresses (every address of the host), exists
+    (path -> bool) and files (path -> owner, group, mode) for the TLS files."""
     v = variables
     host = host or {}
     errors: list[str] = c.os_errors(host, "node_exporter") if host.get("distribution") else []
@@ -175,9 +186,15 @@ def node_exporter_errors(variables: Mapping[str, Any], host: Mapping[str, Any] |
     cert, key = v.get("node_exporter_tls_cert_file") or "", v.get("node_exporter_tls_key_file") or ""
     if bool(cert) != bool(key):
         errors.append("node_exporter_tls_cert_file, node_exporter_tls_key_file: give both or neither")
+    user = str(v.get("node_exporter_user") or "node-exporter")
     for name, path in (("node_exporter_tls_cert_file", cert), ("node_exporter_tls_key_file", key)):
         if path and host.get("exists") is not None and not host["exists"].get(path):
             errors.append(f"{name}: {path} does not exist on the host")
+        elif path and (host.get("files") or {}).get(path, {}).get("exists") \
+                and not _readable_by(host["files"][path], user):
+            entry = host["files"][path]
+            errors.append(f"{name}: {path} ({entry.get('owner')}:{entry.get('group')} {entry.get('mode')}) cannot be read "
+                          f"by {user}, the service user; make it readable by that user or its group")
     if users and not bcrypt_available():
         errors.append("node_exporter_basic_auth_users: hashing the passwords needs the Python bcrypt library on the "
                       "controller (pip install bcrypt); without it no usable hash can be written")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,34 @@ def test_roles_and_playbook_resolve_by_fqcn_in_another_project(installed):
         "  ansible.builtin.import_playbook: anvil.hetzner.site\n"
     )
     run(["ansible-playbook", "-i", "localhost,", "--syntax-check", "play.yml"], cwd=workdir, env=env)
+
+
+def test_prometheus_targets_playbook_writes_file_sd_and_rules(installed, tmp_path):
+    """anvil.hetzner.prometheus_targets from the installed collection, writing on the controller: one
+    file_sd file per group from the inventory, the alert rules; bad input refused with nothing written."""
+    _unused, env = installed
+    workdir = Path(env["WORKDIR"])
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
+        "web": {"hosts": {"web1": {"hcloud_private_ipv4": "10.0.0.2", "hcloud_location": "fsn1",
+                                   "hcloud_labels": {"role": "web"}}}},
+        "db": {"hosts": {"db1": {}}}}}}))
+    out = tmp_path / "out"
+    base = ["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), "anvil.hetzner.prometheus_targets",
+            "-e", "anvil_prometheus_host=localhost", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
+    result = run(base + ["-e", json.dumps({"prometheus_file_sd_dir": str(out / "sd"), "prometheus_file_sd_groups": ["web", "db"],
+                                            "prometheus_rules_dir": str(out / "rules"), "prometheus_rules_validate": False,
+                                            "prometheus_reload": False})],
+                 cwd=workdir, env=env)
+    assert json.loads((out / "sd" / "anvil-web.json").read_text()) == [
+        {"targets": ["10.0.0.2:9100"], "labels": {"instance": "web1", "group": "web", "location": "fsn1", "role": "web"}}]
+    assert json.loads((out / "sd" / "anvil-db.json").read_text()) == []  # db1 listens on loopback only
+    assert "db1: listens on 127.0.0.1 only" in result.stdout
+    rules = sorted(p.name for p in (out / "rules").iterdir())
+    assert rules == sorted(p.name for p in (ROOT / "roles" / "node_exporter" / "files" / "alerts").glob("*.rules.yml"))
+    # bad input: refused before anything is written
+    for bad in ({"prometheus_file_sd_dir": str(tmp_path / "bad"), "prometheus_file_sd_groups": ["nope"]},
+                {"prometheus_file_sd_dir": "relative/dir"}):
+        refused = subprocess.run(base + ["-e", json.dumps(bad)], cwd=workdir, env=env, capture_output=True, text=True,
+                                 timeout=300, check=False)
+        assert refused.returncode == 2 and "refuses to run, nothing was changed" in refused.stdout + refused.stderr
+        assert not (tmp_path / "bad").exists() and not (workdir / "relative").exists()

@@ -105,6 +105,20 @@ def test_tls_needs_both_files_present_on_the_host():
                   node_exporter_listen_address="0.0.0.0") == []
 
 
+@pytest.mark.parametrize(("owner", "group", "mode", "readable"), [
+    ("root", "node-exporter", "0640", True), ("node-exporter", "root", "0600", True), ("root", "root", "0644", True),
+    ("root", "root", "0600", False), ("root", "root", "0640", False), ("root", "node-exporter", "0600", False),
+    ("root", "ssl-cert", "0640", False)])
+def test_tls_key_must_be_readable_by_the_service_user(owner, group, mode, readable):
+    files = {p: {"exists": True, "owner": owner, "group": group, "mode": mode} for p in ("/c.pem", "/k.pem")}
+    files["/c.pem"]["mode"] = "0644"
+    host = {**HOST12, "exists": {"/c.pem": True, "/k.pem": True}, "files": files}
+    errs = errors(host, node_exporter_tls_cert_file="/c.pem", node_exporter_tls_key_file="/k.pem")
+    assert (errs == []) == readable, errs
+    if not readable:
+        assert names(errs) == ["node_exporter_tls_key_file"] and "cannot be read by node-exporter" in errs[0]
+
+
 def test_missing_bcrypt_is_refused_before_anything_changes(monkeypatch):
     real_import = builtins.__import__
 
