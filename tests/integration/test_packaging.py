@@ -111,10 +111,9 @@ def test_prometheus_targets_playbook_writes_file_sd_and_rules(installed, tmp_pat
     out = tmp_path / "out"
     base = ["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), "anvil.hetzner.prometheus_targets",
             "-e", "anvil_prometheus_host=localhost", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
-    result = run(base + ["-e", json.dumps({"prometheus_file_sd_dir": str(out / "sd"), "prometheus_file_sd_groups": ["web", "db"],
-                                            "prometheus_rules_dir": str(out / "rules"), "prometheus_rules_validate": False,
-                                            "prometheus_reload": False})],
-                 cwd=workdir, env=env)
+    settings = {"prometheus_file_sd_dir": str(out / "sd"), "prometheus_file_sd_groups": ["web", "db"],
+                "prometheus_rules_dir": str(out / "rules"), "prometheus_rules_validate": False, "prometheus_reload": False}
+    result = run(base + ["-e", json.dumps(settings)], cwd=workdir, env=env)
     assert json.loads((out / "sd" / "anvil-web.json").read_text()) == [
         {"targets": ["10.0.0.2:9100"], "labels": {"instance": "web1", "group": "web", "location": "fsn1", "role": "web"}}]
     assert json.loads((out / "sd" / "anvil-db.json").read_text()) == []  # db1 listens on loopback only
