@@ -35,7 +35,6 @@ ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armv7", "armv
 HIDDEN_PREFIXES = ("/home", "/root", "/run/user", "/tmp", "/var/tmp")
 
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
-_BASIC_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _OPTIONAL_PATH = r"^(/[A-Za-z0-9._~/@+-]*)?$"
 
@@ -153,26 +152,6 @@ def _readable_by(entry: Mapping[str, Any], user: str) -> bool:
                 or mode & 0o004)
 
 
-def _auth_errors(users: Any) -> list[str]:
-    errors = []
-    seen: set[str] = set()
-    for i, user in enumerate(users if c.is_list(users) else []):
-        where = f"node_exporter_basic_auth_users[{i}]"
-        if not isinstance(user, Mapping):
-            errors.append(f"{where}: must be a mapping with username and password")
-            continue
-        name = user.get("username")
-        if not isinstance(name, str) or not _BASIC_USER.match(name):
-            errors.append(f"{where}.username: must be 1-64 letters, digits, . _ @ - (no colon, no space)")
-        elif name in seen:
-            errors.append(f"{where}.username: {name} is listed twice")
-        else:
-            seen.add(name)
-        if not isinstance(user.get("password"), str) or len(user["password"]) < 8:
-            errors.append(f"{where}.password: must be a string of at least 8 characters")  # never the value
-    return errors
-
-
 def node_exporter_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the node_exporter role's input, in the host's light: host has
     distribution/major/version, architecture, addresses (every address of the host), exists
@@ -182,7 +161,7 @@ def node_exporter_errors(variables: Mapping[str, Any], host: Mapping[str, Any] |
     errors: list[str] = c.os_errors(host, "node_exporter") if host.get("distribution") else []
     errors += c.check_options(v, OPTIONS, host)
     users = v.get("node_exporter_basic_auth_users") or []
-    errors += _auth_errors(users)
+    errors += c.basic_auth_errors("node_exporter_basic_auth_users", users)
     cert, key = v.get("node_exporter_tls_cert_file") or "", v.get("node_exporter_tls_key_file") or ""
     if bool(cert) != bool(key):
         errors.append("node_exporter_tls_cert_file, node_exporter_tls_key_file: give both or neither")

@@ -158,6 +158,36 @@ SAFE_TEXTS = pattern(r"^[^\"';{}\n\\]*\S[^\"';{}\n\\]*$", "free of quotes, semic
                      bad=(['foo";'], ["a{b}"], [""]), each=True)
 
 
+BASIC_AUTH_USER_RE = r"^[A-Za-z0-9._@-]{1,64}$"
+
+
+def basic_auth_errors(where: str, users: Any) -> list[str]:
+    """Basic-auth users (``username``, ``password``) for Caddy sites and node_exporter: names that
+    fit every htpasswd-style format (no colon, no space), each once, passwords of 8 characters or
+    more. Messages never contain a password."""
+    if users is None:
+        return []
+    if not is_list(users):
+        return [f"{where}: must be a list of mappings with username and password"]
+    errors = []
+    seen: set[str] = set()
+    for i, user in enumerate(users):
+        uwhere = f"{where}[{i}]"
+        if not isinstance(user, Mapping):
+            errors.append(f"{uwhere}: must be a mapping with username and password")
+            continue
+        name = user.get("username")
+        if not isinstance(name, str) or not re.match(BASIC_AUTH_USER_RE, name):
+            errors.append(f"{uwhere}.username: must be 1-64 letters, digits, . _ @ - (no colon, no space)")
+        elif name in seen:
+            errors.append(f"{uwhere}.username: {name} is listed twice")
+        else:
+            seen.add(name)
+        if not isinstance(user.get("password"), str) or len(user["password"]) < 8:
+            errors.append(f"{uwhere}.password: must be a string of at least 8 characters")
+    return errors
+
+
 def nonempty(check: Check) -> Check:
     """The same list check, refusing an empty list as well."""
     return replace(check, nonempty=True, bad=check.bad + ([],))

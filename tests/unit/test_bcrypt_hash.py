@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 
 import bcrypt
 import pytest
@@ -48,14 +47,7 @@ def test_bad_arguments_fail_without_printing_the_password(password, context, cos
     assert "s3cret" not in str(err.value)
 
 
-def test_missing_library_fails_clearly(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_bcrypt(name, *args, **kwargs):
-        if name == "bcrypt":
-            raise ImportError("No module named 'bcrypt'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_bcrypt)
+@pytest.mark.usefixtures("no_bcrypt")
+def test_missing_library_fails_clearly():
     with pytest.raises(AnsibleFilterError, match="bcrypt Python library is missing on the controller"):
         bcrypt_hash("correct horse", ["a"], cost=4)

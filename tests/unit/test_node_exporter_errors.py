@@ -4,7 +4,6 @@ library), where it listens, release architectures, the web configuration; and fi
 
 from __future__ import annotations
 
-import builtins
 
 import bcrypt
 import pytest
@@ -119,14 +118,8 @@ def test_tls_key_must_be_readable_by_the_service_user(owner, group, mode, readab
         assert names(errs) == ["node_exporter_tls_key_file"] and "cannot be read by node-exporter" in errs[0]
 
 
-def test_missing_bcrypt_is_refused_before_anything_changes(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_bcrypt(name, *args, **kwargs):
-        if name == "bcrypt":
-            raise ImportError("No module named 'bcrypt'")
-        return real_import(name, *args, **kwargs)
-    monkeypatch.setattr(builtins, "__import__", no_bcrypt)
+@pytest.mark.usefixtures("no_bcrypt")
+def test_missing_bcrypt_is_refused_before_anything_changes():
     errs = errors(node_exporter_basic_auth_users=AUTH)
     assert names(errs) == ["node_exporter_basic_auth_users"] and "bcrypt library" in errs[0]
     assert errors() == []  # without basic auth bcrypt is not needed
