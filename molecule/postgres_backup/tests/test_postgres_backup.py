@@ -1,0 +1,91 @@
+"""Behaviour of hosts after anvil.hetzner.postgres_backup (WIP, issue 13): backups through the unit,
+encrypted locally and offsite, restorable with the operator's identity, drilled."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import testinfra.utils.ansible_runner
+
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+testinfra_hosts = RUNNER.get_hosts("targets")
+
+BACKUPS = "/var/backups/postgres"
+METRICS = "/var/lib/prometheus/node-exporter/backup_main.prom"
+
+
+@pytest.fixture(scope="module")
+def storagebox():
+    return RUNNER.get_host("postgres-backup-storagebox")
+
+
+def psql(host, db: str, sql: str) -> str:
+    return host.check_output(f"runuser -u postgres -- psql -X -At -d {db} -c \"{sql}\"")
+
+
+def latest(host) -> str:
+    return host.check_output(f"ls {BACKUPS} | grep -E '^[0-9]{{8}}T[0-9]{{6}}Z$' | tail -1")
+
+
+def test_a_backup_through_the_unit_is_verified_and_encrypted(host):
+    host.check_output("systemctl start anvil-pg-backup.service")
+    stamp = latest(host)
+    manifest = json.loads(host.file(f"{BACKUPS}/{stamp}/MANIFEST.json").content_string)
+    assert manifest["verified"] is True and {"shop.dump.age", "globals.sql.age"} <= set(manifest["files"])
+    for name, entry in manifest["files"].items():
+        path = f"{BACKUPS}/{stamp}/{name}"
+        assert host.check_output(f"sha256sum {path} | cut -c1-64") == entry["sha256"]
+        assert host.file(path).mode == 0o600
+    # no plaintext table data (the rows are 'secret-item-N') in any local file
+    assert host.run(f"grep -rl secret-item {BACKUPS}").rc == 1
+    assert host.file(BACKUPS).mode == 0o700
+
+
+def test_the_offsite_copy_is_encrypted_and_complete(host, storagebox):
+    stamp = latest(host)
+    account = "u" + host.ansible("setup", "filter=ansible_distribution_major_version")["ansible_facts"][
+        "ansible_distribution_major_version"]
+    remote = f"/home/{account}/backups/{stamp}"
+    assert storagebox.file(f"{remote}/MANIFEST.json").exists
+    assert storagebox.file(f"{remote}/shop.dump.age").content == host.file(f"{BACKUPS}/{stamp}/shop.dump.age").content
+    assert storagebox.run(f"grep -rl secret-item /home/{account}").rc == 1
+    assert not storagebox.run(f"ls -a /home/{account}/backups").stdout.count(".partial")
+
+
+def test_the_operator_restores_it_and_counts_match(host):
+    psql(host, "postgres", "DROP DATABASE IF EXISTS verify_restore")
+    host.check_output("anvil-pg-restore --identity /root/operator.agekey shop verify_restore")
+    query = "SELECT count(*), sum(qty), md5(string_agg(item, ',' ORDER BY id)) FROM orders"
+    assert psql(host, "verify_restore", query) == psql(host, "shop", query)
+    # a database with tables is not overwritten without --force
+    refused = host.run("anvil-pg-restore --identity /root/operator.agekey shop verify_restore")
+    assert refused.rc == 3 and "refusing to overwrite" in refused.stderr
+    psql(host, "postgres", "DROP DATABASE verify_restore")
+
+
+def test_the_drill_restores_and_compares(host):
+    host.check_output("systemctl start anvil-pg-backup.service && systemctl start anvil-pg-drill.service")
+    run = host.check_output("systemctl show -p InvocationID --value anvil-pg-drill.service")
+    log = host.check_output(f"journalctl _SYSTEMD_INVOCATION_ID={run} -o cat --no-pager")
+    assert [line for line in log.splitlines() if line.startswith("pg-drill: shop from")
+            and line.endswith("counts and checksums match")], log
+    assert 'anvil_backup_restore_drill_success{backup="main"} 1' in host.file(METRICS).content_string
+    assert "anvil_drill_" not in psql(host, "postgres", "SELECT string_agg(datname, ',') FROM pg_database")
+
+
+def test_metrics_follow_the_contract(host):
+    text = host.file(METRICS).content_string
+    for metric in ("anvil_backup_last_run_success", "anvil_backup_last_success_timestamp_seconds",
+                   "anvil_backup_max_age_seconds", "anvil_backup_size_bytes", "anvil_backup_verified",
+                   "anvil_backup_offsite_success", "anvil_backup_duration_seconds"):
+        assert f'{metric}{{backup="main"}}' in text, metric
+    assert 'anvil_textfile_max_age_seconds{textfile="backup_main"}' in text
+
+
+def test_timers_are_scheduled(host):
+    for timer in ("anvil-pg-backup.timer", "anvil-pg-drill.timer"):
+        assert host.service(timer).is_enabled and host.service(timer).is_running
+    unit = host.file("/etc/systemd/system/anvil-pg-backup.timer").content_string
+    assert "Persistent=true" in unit and "RandomizedDelaySec=15m" in unit
