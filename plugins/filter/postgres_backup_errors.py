@@ -4,7 +4,42 @@
 
 from __future__ import annotations
 
-# Documentation: one plugins/filter/<filter name>.yml per filter of this file.
+DOCUMENTATION = r"""
+name: postgres_backup_errors
+short_description: Everything wrong with the postgres_backup role's input, as messages naming the variable
+version_added: 0.4.0
+description:
+  - Checks what the argument spec cannot express - database and backup names, the backup directory
+    (retention deletes inside it), calendars (with the host's systemd-analyze), retention counts, age
+    recipients (a secret key is refused), the remote connection and the offsite settings (pinned host key,
+    a path that stays in the account) - and the combinations (source docker without a container, remote
+    without credentials).
+  - Returns a list of messages; an empty list means the input is valid. Passwords are never in a message.
+options:
+  _input:
+    description: The role's variables, as a mapping of variable name to value.
+    type: dict
+    required: true
+  host:
+    description: What the role read from the host (C(distribution), C(major), C(version), C(invalid_calendars)).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: Refuse bad input
+  ansible.builtin.fail:
+    msg: "{{ errors | join(' | ') }}"
+  when: errors | length > 0
+  vars:
+    errors: "{{ {'postgres_backup_keep_last': 0} | anvil.hetzner.postgres_backup_errors }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Messages, one per problem, each starting with the variable at fault.
+  type: list
+  elements: str
+"""
 
 import re
 from collections.abc import Mapping

@@ -33,13 +33,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FILTERS = {"base": "base_errors", "firewall": "firewall_errors", "docker": "docker_daemon", "caddy": "caddy_errors",
-           "node_exporter": "node_exporter_errors"}
+           "node_exporter": "node_exporter_errors", "postgres_backup": "postgres_backup_errors"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnlyAAAAAAAAAAAAAAAA ci@test"
 # What a role needs besides its defaults to pass on this machine: the base role refuses to close
 # logins without a key; the docker role refuses to replace the running engine (the test machine's
 # own docker.io, which runs the Molecule containers), so it is told to keep that engine.
 BASELINE: dict[str, dict[str, Any]] = {
     "base": {"base_deploy_user_authorized_keys": [KEY]}, "firewall": {}, "caddy": {}, "node_exporter": {},
+    # the backups need a recipient, and the controller has no postgres user: a remote server
+    "postgres_backup": {"postgres_backup_age_recipients": ["age1" + "q" * 58], "postgres_backup_source": "remote",
+                        "postgres_backup_remote": {"host": "db.internal", "user": "backup", "password": "secret-pw-1"}},
     "docker": {"docker_install_source": "distro", "docker_compose": False, "docker_buildx": False},
 }
 FACTS = {"distribution": "Debian", "distribution_major_version": "12", "distribution_version": "12.8",

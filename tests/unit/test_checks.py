@@ -13,6 +13,7 @@ FILTERS = {
     "docker": "docker_daemon",
     "caddy": "caddy_errors",
     "node_exporter": "node_exporter_errors",
+    "postgres_backup": "postgres_backup_errors",
 }
 
 
