@@ -22,7 +22,9 @@ def storagebox():
 
 
 def psql(host, db: str, sql: str) -> str:
-    return host.check_output(f"runuser -u postgres -- psql -X -At -d {db} -c \"{sql}\"")
+    """SQL where the host's PostgreSQL is: the container pg on Debian 12 (source docker), else the host."""
+    prefix = "docker exec -u postgres pg" if host.file("/usr/bin/docker").exists else "runuser -u postgres --"
+    return host.check_output(f"{prefix} psql -X -At -d {db} -c \"{sql}\"")
 
 
 def latest(host) -> str:
@@ -82,6 +84,14 @@ def test_metrics_follow_the_contract(host):
                    "anvil_backup_offsite_success", "anvil_backup_duration_seconds"):
         assert f'{metric}{{backup="main"}}' in text, metric
     assert 'anvil_textfile_max_age_seconds{textfile="backup_main"}' in text
+
+
+def test_the_container_source_dumps_with_the_containers_own_tools(host):
+    if not host.file("/usr/bin/docker").exists:
+        pytest.skip("Debian 13 backs up the host's PostgreSQL")
+    assert not host.service("postgresql").is_running  # only the container can have answered
+    manifest = json.loads(host.file(f"{BACKUPS}/{latest(host)}/MANIFEST.json").content_string)
+    assert manifest["source"] == "docker" and "shop.dump.age" in manifest["files"]
 
 
 def test_timers_are_scheduled(host):
