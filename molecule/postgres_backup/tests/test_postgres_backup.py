@@ -94,6 +94,18 @@ def test_the_container_source_dumps_with_the_containers_own_tools(host):
     assert manifest["source"] == "docker" and "shop.dump.age" in manifest["files"]
 
 
+def test_databases_and_globals_as_configured(host):
+    manifest = json.loads(host.file(f"{BACKUPS}/{latest(host)}/MANIFEST.json").content_string)
+    docker = host.file("/usr/bin/docker").exists
+    # Debian 13 lists [shop]; Debian 12 takes every database (postgres and shop)
+    expected = {"postgres.dump.age", "shop.dump.age", "globals.sql.age"} if docker else {"shop.dump.age", "globals.sql.age"}
+    assert set(manifest["files"]) == expected
+    globals_sql = host.check_output(f"age -d -i /root/operator.agekey {BACKUPS}/{latest(host)}/globals.sql.age")
+    assert "CREATE ROLE reporting" in globals_sql
+    # role passwords only where asked (Debian 13)
+    assert ("SCRAM-SHA-256$" in globals_sql) == (not docker)
+
+
 def test_timers_are_scheduled(host):
     for timer in ("anvil-pg-backup.timer", "anvil-pg-drill.timer"):
         assert host.service(timer).is_enabled and host.service(timer).is_running
