@@ -90,3 +90,27 @@ def test_pure_function_matches(tmp_path):
     for d in range(10):
         make(tmp_path, START + datetime.timedelta(days=d), d + 1)
     assert retention.to_delete(retention.verified_backups(str(tmp_path)), 3, 0, 0, 1) == run(tmp_path, 3, 0, 0, 1)
+
+
+def test_latest_is_the_last_completed_run_not_the_newest_name(tmp_path):
+    for d in range(5):
+        make(tmp_path, START + datetime.timedelta(days=d), d + 1)
+    skewed = make(tmp_path, START - datetime.timedelta(days=300), 9)  # the clock was wrong on the last run
+    make(tmp_path, START + datetime.timedelta(days=30), 10, verified=False)  # a failed run is never the latest
+    (tmp_path / "20270101T000000Z").mkdir()  # nor a directory without a manifest
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--latest"], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == skewed
+
+
+def test_latest_without_a_backup_fails(tmp_path):
+    (tmp_path / "20260101T000000Z").mkdir()
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--latest"], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 1 and "no verified backup" in out.stderr and not out.stdout
+
+
+def test_pruning_needs_the_whole_policy(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--daily", "3"], capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 2 and "needed to prune" in out.stderr

@@ -67,12 +67,33 @@ def test_the_operator_restores_it_and_counts_match(host):
     psql(host, "postgres", "DROP DATABASE verify_restore")
 
 
+def test_the_operator_restores_a_named_backup_from_the_storage_box(host, storagebox):
+    stamp = latest(host)
+    psql(host, "postgres", "DROP DATABASE IF EXISTS verify_offsite")
+    out = host.check_output(f"anvil-pg-restore --offsite --backup {stamp} --identity /root/operator.agekey "
+                            "shop verify_offsite")
+    assert out == f"anvil-pg-restore: shop from {stamp} restored into verify_offsite"
+    query = "SELECT count(*), md5(string_agg(item, ',' ORDER BY id)) FROM orders"
+    assert psql(host, "verify_offsite", query) == psql(host, "shop", query)
+    psql(host, "postgres", "DROP DATABASE verify_offsite")
+    # the temporary copy is gone, and a backup that is not there is an error, not an empty database
+    assert host.run("ls /var/tmp | grep anvil-pg-restore").rc == 1
+    missing = host.run("anvil-pg-restore --offsite --backup 20200101T000000Z --identity /root/operator.agekey "
+                       "shop verify_offsite")
+    assert missing.rc == 1 and "no backup of shop" in missing.stderr
+    assert "verify_offsite" not in psql(host, "postgres", "SELECT string_agg(datname, ',') FROM pg_database")
+
+
 def test_the_drill_restores_and_compares(host):
     host.check_output("systemctl start anvil-pg-backup.service && systemctl start anvil-pg-drill.service")
     run = host.check_output("systemctl show -p InvocationID --value anvil-pg-drill.service")
     log = host.check_output(f"journalctl _SYSTEMD_INVOCATION_ID={run} -o cat --no-pager")
-    assert [line for line in log.splitlines() if line.startswith("pg-drill: shop from")
-            and line.endswith("counts and checksums match")], log
+    manifest = json.loads(host.file(f"{BACKUPS}/{latest(host)}/MANIFEST.json").content_string)
+    dumps = sorted(name[:-len(".dump.age")] for name in manifest["files"] if name.endswith(".dump.age"))
+    # every database of the backup drilled (Debian 12: postgres and shop), each matching
+    drilled = sorted(line.split()[1] for line in log.splitlines()
+                     if line.startswith("pg-drill: ") and line.endswith("counts and checksums match"))
+    assert drilled == dumps and "shop" in dumps, log
     assert 'anvil_backup_restore_drill_success{backup="main"} 1' in host.file(METRICS).content_string
     assert "anvil_drill_" not in psql(host, "postgres", "SELECT string_agg(datname, ',') FROM pg_database")
 

@@ -9,6 +9,9 @@
 # backup directory is printed, one per line, for the caller to delete; nothing is deleted here.
 # Directories without a verified MANIFEST.json (failed runs, partial copies) are never printed:
 # the backup script cleans up its own temporary directories.
+# With --latest it prints only the newest backup: the verified one with the highest sequence number
+# (the last run that completed, even when a wrong clock gave it an older name); the restore command
+# and the drill take it from here.
 """Print the backup directories a retention policy lets go."""
 
 import argparse
@@ -57,14 +60,29 @@ def to_delete(backups, daily, weekly, monthly, keep_last):
     return sorted(name for _seq, _when, name in backups if name not in keep)
 
 
+def latest(backups):
+    """Name of the backup the last completed run made, or None."""
+    return max(backups)[2] if backups else None
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="pg_retention")
     parser.add_argument("root")
-    parser.add_argument("--daily", type=int, required=True)
-    parser.add_argument("--weekly", type=int, required=True)
-    parser.add_argument("--monthly", type=int, required=True)
-    parser.add_argument("--keep-last", type=int, required=True)
+    parser.add_argument("--latest", action="store_true", help="print the newest verified backup and stop")
+    parser.add_argument("--daily", type=int)
+    parser.add_argument("--weekly", type=int)
+    parser.add_argument("--monthly", type=int)
+    parser.add_argument("--keep-last", type=int)
     args = parser.parse_args(argv)
+    if args.latest:
+        name = latest(verified_backups(args.root))
+        if name is None:
+            print(f"pg_retention: no verified backup in {args.root}", file=sys.stderr)
+            return 1
+        print(name)
+        return 0
+    if None in (args.daily, args.weekly, args.monthly, args.keep_last):
+        parser.error("--daily, --weekly, --monthly and --keep-last are needed to prune")
     if min(args.daily, args.weekly, args.monthly) < 0 or args.keep_last < 1:
         parser.error("counts must be 0 or more, --keep-last 1 or more")
     for name in to_delete(verified_backups(args.root), args.daily, args.weekly, args.monthly, args.keep_last):
