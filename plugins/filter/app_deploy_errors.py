@@ -1,0 +1,324 @@
+# Copyright: anvil.hetzner maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The app_deploy role's input check and its release bookkeeping (what to deploy, the history).
+
+Messages name the variable and never contain a value of an environment variable or a password."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
+
+_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+_SERVICE_KEYS = {"name", "image", "tag", "digest", "command", "environment", "volumes", "port"}
+_IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")  # registry[:port]/path, lower case, no tag
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VOLUME = re.compile(r"^(/[A-Za-z0-9._/-]*|[a-zA-Z0-9][a-zA-Z0-9_.-]*):/[A-Za-z0-9._/-]*(:(ro|rw))?$")
+_DOMAIN = re.compile(c.HOST_NAME_RE)
+# states a release can be in; "was live" ones can be gone back to
+WAS_LIVE = ("live", "retired", "rolled-back")
+HISTORY_LENGTH = 30
+
+
+def _health_errors(health: Any) -> list[str]:
+    if not isinstance(health, Mapping) or not health.get("path"):
+        return ["app_deploy_health: needs a path (the web service's health endpoint, e.g. /health): "
+                "no release takes traffic without a health check"]
+    errors = []
+    path = health["path"]
+    if not isinstance(path, str) or not path.startswith("/") or re.search(r"[\s\"'{}]", path):
+        errors.append(f"app_deploy_health.path: {path!r} must be a URL path starting with /")
+    for key, low, high in (("timeout", 1, 60), ("retries", 1, 600), ("interval", 1, 60)):
+        if key in health and (not c.is_int(health[key]) or not low <= health[key] <= high):
+            errors.append(f"app_deploy_health.{key}: must be a whole number from {low} to {high}")
+    unknown = sorted(set(health) - {"path", "timeout", "retries", "interval"})
+    if unknown:
+        errors.append(f"app_deploy_health: unknown keys {unknown} (path, timeout, retries, interval)")
+    return errors
+
+
+def _service_errors(index: int, service: Any) -> list[str]:
+    where = f"app_deploy_services[{index}]"
+    if not isinstance(service, Mapping):
+        return [f"{where}: must be a mapping with name, image and tag or digest"]
+    errors = []
+    unknown = sorted(set(service) - _SERVICE_KEYS)
+    if unknown:
+        errors.append(f"{where}: unknown keys {unknown} (allowed: {', '.join(sorted(_SERVICE_KEYS))})")
+    name = service.get("name")
+    if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9-]{0,20}$", name):
+        errors.append(f"{where}.name: {name!r} must be a short lower-case name (a-z 0-9 -)")
+        where_named = where
+    else:
+        where_named = f"{where} ({name})"
+    image = service.get("image")
+    if not isinstance(image, str) or not _IMAGE.match(image) or "@" in image:
+        errors.append(f"{where_named}.image: {image!r} must be an image name without tag or digest "
+                      "(registry.example.com/team/app); the tag or digest goes in tag or digest")
+    has_tag, has_digest = bool(service.get("tag")), bool(service.get("digest"))
+    if has_tag == has_digest:
+        errors.append(f"{where_named}: needs exactly one of tag or digest")
+    if has_tag and (not isinstance(service["tag"], str) or not _TAG.match(service["tag"])):
+        errors.append(f"{where_named}.tag: {service['tag']!r} is not a Docker tag")
+    if has_digest and (not isinstance(service["digest"], str) or not _DIGEST.match(service["digest"])):
+        errors.append(f"{where_named}.digest: must be sha256: and 64 hex digits")
+    command = service.get("command", [])
+    if not (isinstance(command, str) or (c.is_list(command) and all(isinstance(a, str) for a in command))):
+        errors.append(f"{where_named}.command: must be a string or a list of strings")
+    environment = service.get("environment", {})
+    if not isinstance(environment, Mapping):
+        errors.append(f"{where_named}.environment: must be a mapping of NAME: value")
+    else:
+        for key, value in environment.items():
+            # only the key is ever shown, never the value
+            if not isinstance(key, str) or not _ENV_KEY.match(key):
+                errors.append(f"{where_named}.environment: {key!r} is not a variable name")
+            elif isinstance(value, (Mapping, list)) or value is None or "\n" in str(value):
+                errors.append(f"{where_named}.environment.{key}: must be a single-line string or number "
+                              "(the value is not shown)")
+    volumes = service.get("volumes", [])
+    if not c.is_list(volumes):
+        errors.append(f"{where_named}.volumes: must be a list of name:/path or /host/path:/path[:ro]")
+    else:
+        for number, volume in enumerate(volumes):
+            if not isinstance(volume, str) or not _VOLUME.match(volume):
+                errors.append(f"{where_named}.volumes[{number}]: {volume!r} must be name:/path or /host/path:/path[:ro]")
+    if "port" in service:
+        errors += c.PORT.errors(f"{where_named}.port", service["port"])
+    return errors
+
+
+def _services_errors(services: Any) -> list[str]:
+    if not c.is_list(services) or not services:
+        return ["app_deploy_services: needs at least one service, one of them with a port"]
+    errors = []
+    for index, service in enumerate(services):
+        errors += _service_errors(index, service)
+    names = [s.get("name") for s in services if isinstance(s, Mapping)]
+    doubles = sorted({n for n in names if names.count(n) > 1 and isinstance(n, str)})
+    if doubles:
+        errors.append(f"app_deploy_services: names used twice: {doubles}")
+    web = [s for s in services if isinstance(s, Mapping) and "port" in s]
+    if len(web) != 1:
+        errors.append(f"app_deploy_services: exactly one service needs a port (the one Caddy sends traffic to), "
+                      f"found {len(web)}")
+    return errors
+
+
+OPTIONS: dict[str, c.Check] = {
+    "app_deploy_name": c.pattern(_NAME, "a short lower-case name (a-z 0-9 -, 2 to 32 characters)",
+                                 bad=("", "Shop", "my app", "-x")),
+    "app_deploy_version": c.pattern(r"^[A-Za-z0-9_.+-]{0,64}$", "a release label (letters, digits . _ + -)",
+                                    bad=("v 1", "v1;rm"), empty_ok=True),
+    "app_deploy_domains": c.Check(lambda v: None if isinstance(v, str) and _DOMAIN.match(v)
+                                  else "is not a lower-case domain name", bad=(["Shop.Example.com"], ["a b"]),
+                                  each=True, nonempty=True),
+    "app_deploy_watch_seconds": c.int_range(0, 3600, "seconds"),
+    "app_deploy_drain_seconds": c.int_range(0, 600, "seconds"),
+    "app_deploy_keep_releases": c.int_range(2, 20),
+    "app_deploy_notify_webhook": c.pattern(r"^https?://[^\s\"'`$\\]+$", "an http(s) URL", bad=("hooks.example.com",),
+                                           empty_ok=True),
+    "app_deploy_deployer": c.pattern(r"^[^\n\"\\]{0,200}$", "one line of text", bad=("a\nb", "x" * 201)),
+}
+FREE_FORM: dict[str, str] = {
+    "app_deploy_services": "checked key by key below (names, images, tags, digests, environment names, volumes, port)",
+    "app_deploy_health": "path, timeout, retries and interval checked below",
+    "app_deploy_migration": "service and command checked below",
+    "app_deploy_registry": "registry, username, password checked below (the password is never shown)",
+    "app_deploy_ports": "blue and green checked below",
+}
+SUBOPTION_BAD: dict[str, tuple[Any, ...]] = {
+    "app_deploy_services": ([{"name": "web", "image": "x", "tag": "1", "port": 70000}],
+                            [{"name": "web", "image": "x", "tag": "1", "port": 80, "bogus": 1}],
+                            [{"name": "web", "image": "x", "port": 80}]),
+}
+
+
+def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
+    """Every problem with the app_deploy role's input."""
+    v = variables
+    host = host or {}
+    errors: list[str] = c.os_errors(host, "app_deploy") if host.get("distribution") else []
+    errors += c.check_options(v, OPTIONS, host)
+    services = v.get("app_deploy_services", [])
+    errors += _services_errors(services)
+    errors += _health_errors(v.get("app_deploy_health"))
+    names = [s.get("name") for s in services if isinstance(s, Mapping)] if c.is_list(services) else []
+    migration = v.get("app_deploy_migration") or {}
+    if migration:
+        if not isinstance(migration, Mapping) or set(migration) - {"service", "command"} or not migration.get("command"):
+            errors.append("app_deploy_migration: needs command (and optionally service), nothing else")
+        elif migration.get("service", _web_name(services)) not in names:
+            errors.append(f"app_deploy_migration.service: {migration.get('service')!r} is not one of the services {names}")
+    registry = v.get("app_deploy_registry") or {}
+    if registry:
+        if not isinstance(registry, Mapping) or set(registry) - {"registry", "username", "password"}:
+            errors.append("app_deploy_registry: takes registry, username and password")
+        else:
+            if not registry.get("registry") or c.HOST_NAMES.test(str(registry["registry"]).split("/")[0]):
+                errors.append("app_deploy_registry.registry: needs the registry's host[:port]")
+            if not registry.get("username") or not registry.get("password"):
+                errors.append("app_deploy_registry: needs username and password (from vault; never shown)")
+    ports = v.get("app_deploy_ports", {"blue": 18000, "green": 18001})
+    if not isinstance(ports, Mapping) or set(ports) != {"blue", "green"}:
+        errors.append("app_deploy_ports: needs blue and green")
+    else:
+        for colour in ("blue", "green"):
+            errors += c.PORT.errors(f"app_deploy_ports.{colour}", ports[colour])
+        if ports["blue"] == ports["green"]:
+            errors.append("app_deploy_ports: blue and green must differ (both releases run side by side)")
+        if set(ports.values()) & set(host.get("ports_taken", [])):
+            errors.append(f"app_deploy_ports: {sorted(set(ports.values()) & set(host['ports_taken']))} "
+                          "already listened on by something that is not this app")
+    if v.get("app_deploy_tls", "auto") not in ("auto", "internal"):
+        errors.append("app_deploy_tls: must be auto or internal")
+    if host.get("caddy_sites_dir") is False:
+        errors.append("anvil.hetzner.caddy has not run on this host (no /etc/caddy/sites.d): run it first, "
+                      "app_deploy adds its site beside Caddy's")
+    if v.get("caddy_admin") == "off":
+        errors.append("caddy_admin: off makes every switch a Caddy restart (dropped connections); "
+                      "app_deploy needs the admin endpoint for graceful reloads")
+    return errors
+
+
+def _web_name(services: Any) -> str | None:
+    for service in services if c.is_list(services) else []:
+        if isinstance(service, Mapping) and "port" in service:
+            return service.get("name")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Release bookkeeping.
+
+
+def fingerprint(services: list[Mapping[str, Any]]) -> str:
+    """What makes two releases the same: per service its image id, command, volumes, port and
+    environment (as a hash)."""
+    canonical = [{k: s.get(k) for k in ("name", "image_id", "command", "volumes", "port", "env_sha")}
+                 for s in sorted(services, key=lambda s: s["name"])]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def live_release(history: Mapping[str, Any] | None) -> dict | None:
+    for release in (history or {}).get("releases", []):
+        if release.get("id") == (history or {}).get("live"):
+            return dict(release)
+    return None
+
+
+def app_deploy_plan(wanted: Mapping[str, Any], history: Mapping[str, Any] | None, rollback: bool = False,
+                    running: list[str] | None = None) -> dict:
+    """What a run does. ``wanted``: {app, version, services: [{name, image, image_id, ...}]};
+    ``running``: names of the running containers. Returns {action, reason, release, live}:
+    action ``noop`` (the live release is what is wanted and runs), ``deploy`` or ``rollback``,
+    or ``refuse`` (rollback with nothing to go back to)."""
+    history = history or {"releases": []}
+    releases = history.get("releases", [])
+    live = live_release(history)
+    running = set(running or [])
+    next_id = max([r.get("id", 0) for r in releases] + [0]) + 1
+    live_runs = bool(live) and all(f"{wanted['app']}-{s['name']}-{live['color']}" in running for s in live["services"])
+    if rollback:
+        if not live:
+            return {"action": "refuse", "reason": "nothing is live: there is no release to go back from", "live": None}
+        earlier = [r for r in releases if r.get("id", 0) < live["id"] and r.get("status") in ("retired", "rolled-back")]
+        if not earlier:
+            return {"action": "refuse", "reason": f"release {live['id']} ({live['version']}) is the first one: "
+                                                  "there is no earlier release to go back to", "live": live}
+        target = dict(max(earlier, key=lambda r: r["id"]))
+        release = {**target, "id": next_id, "rollback_of": live["id"], "from_release": target["id"],
+                   "color": "green" if live["color"] == "blue" else "blue"}
+        return {"action": "rollback", "reason": f"back from {live['version']} to {target['version']}",
+                "release": release, "live": live}
+    services = [dict(s) for s in wanted["services"]]
+    print_ = fingerprint(services)
+    if live and live.get("fingerprint") == print_ and live_runs:
+        return {"action": "noop", "reason": f"{live['version']} is live and unchanged", "release": live, "live": live}
+    color = "green" if live and live["color"] == "blue" else "blue"
+    release = {"id": next_id, "version": wanted["version"], "color": color, "fingerprint": print_,
+               "services": services}
+    reason = "first release" if not live else (
+        f"{live['version']} is live but not running" if live.get("fingerprint") == print_ else
+        f"{live['version']} -> {wanted['version']}")
+    return {"action": "deploy", "reason": reason, "release": release, "live": live if live_runs else None}
+
+
+def app_deploy_record(history: Mapping[str, Any] | None, release: Mapping[str, Any], status: str,
+                      keep: int = 3, when: str = "", by: str = "", reason: str = "") -> dict:
+    """The history after a run: the release added with its status ("live" makes it the live one and
+    retires (or, for a rollback, marks rolled-back) the one before); ``prune``: the ids of releases
+    whose images and files may go (beyond the ``keep`` newest that were live, never the live one or
+    the one a rollback would go back to)."""
+    history = {"app": (history or {}).get("app", ""), "live": (history or {}).get("live"),
+               "releases": [dict(r) for r in (history or {}).get("releases", [])]}
+    entry = {**release, "status": status, "time": when, "by": by}
+    if reason:
+        entry["reason"] = reason
+    releases = [r for r in history["releases"] if r["id"] != entry["id"]]
+    if status == "live":
+        for r in releases:
+            if r["id"] == history["live"]:
+                r["status"] = "rolled-back" if entry.get("rollback_of") == r["id"] else "retired"
+        history["live"] = entry["id"]
+    releases.append(entry)
+    # the history itself keeps the last HISTORY_LENGTH runs (and always the live release)
+    releases = sorted(releases, key=lambda r: r["id"])
+    history["releases"] = [r for r in releases[:-HISTORY_LENGTH] if r["id"] == history["live"]] + releases[-HISTORY_LENGTH:]
+    was_live = [r for r in history["releases"] if r.get("status") in WAS_LIVE]
+    kept = {r["id"] for r in was_live[-keep:]} | ({history["live"]} if history["live"] else set())
+    prune = [r["id"] for r in history["releases"] if r["id"] not in kept]
+    # failed releases are kept in the history (what happened), their images and files go
+    return {"history": history, "prune": prune}
+
+
+def app_deploy_log_tail(result: Mapping[str, Any], lines: int = 20) -> str:
+    """The last lines a ``docker logs`` command printed (its stdout and stderr), on one line."""
+    out = list(result.get("stdout_lines", [])) + list(result.get("stderr_lines", []))
+    return " / ".join(out[-lines:])[-1500:] or "(no output)"
+
+
+def app_deploy_metrics(history: Mapping[str, Any], app: str, status: str, duration: int, now: int) -> str:
+    """The textfile (node_exporter contract) for the app after a run."""
+    live = live_release(history)
+    was_live = [r for r in history.get("releases", []) if r.get("status") in WAS_LIVE and r.get("epoch")]
+    label = _label("app", app)
+    lines = [
+        "# HELP anvil_deploy_last_run_success 1 when the last deploy or rollback put its release live, 0 when it failed.",
+        "# TYPE anvil_deploy_last_run_success gauge",
+        f"anvil_deploy_last_run_success{{{label}}} {1 if status == 'live' else 0}",
+        "# TYPE anvil_deploy_last_run_timestamp_seconds gauge",
+        f"anvil_deploy_last_run_timestamp_seconds{{{label}}} {now}",
+        "# TYPE anvil_deploy_last_run_duration_seconds gauge",
+        f"anvil_deploy_last_run_duration_seconds{{{label}}} {duration}",
+    ]
+    if was_live:
+        lines += ["# TYPE anvil_deploy_last_success_timestamp_seconds gauge",
+                  f"anvil_deploy_last_success_timestamp_seconds{{{label}}} {max(r['epoch'] for r in was_live)}"]
+    if live:
+        lines += ["# HELP anvil_deploy_live_info The release that takes the traffic.",
+                  "# TYPE anvil_deploy_live_info gauge",
+                  f"anvil_deploy_live_info{{{label},{_label('version', live['version'])},"
+                  f"{_label('release', str(live['id']))},{_label('color', live['color'])}}} 1"]
+    return "\n".join(lines) + "\n"
+
+
+def _label(name: str, value: str) -> str:
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{name}="{escaped}"'
+
+
+class FilterModule:
+    """anvil.hetzner app_deploy filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"app_deploy_errors": app_deploy_errors, "app_deploy_plan": app_deploy_plan,
+                "app_deploy_record": app_deploy_record, "app_deploy_log_tail": app_deploy_log_tail,
+                "app_deploy_metrics": app_deploy_metrics}
