@@ -49,17 +49,18 @@ def _service_errors(index: int, service: Any) -> list[str]:
     if not isinstance(service, Mapping):
         return [f"{where}: must be a mapping with name, image and tag or digest"]
     errors = []
-    unknown = sorted(set(service) - _SERVICE_KEYS)
-    if unknown:
-        errors.append(f"{where}: unknown keys {unknown} (allowed: {', '.join(sorted(_SERVICE_KEYS))})")
     name = service.get("name")
     if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9-]{0,20}$", name):
         errors.append(f"{where}.name: {name!r} must be a short lower-case name (a-z 0-9 -)")
         where_named = where
     else:
         where_named = f"{where} ({name})"
+    unknown = sorted(str(k) for k in set(service) - _SERVICE_KEYS)
+    if unknown:
+        errors.append(f"{where_named}: unknown keys {unknown} (allowed: {', '.join(sorted(_SERVICE_KEYS))})")
     image = service.get("image")
-    if not isinstance(image, str) or not _IMAGE.match(image) or "@" in image:
+    # a colon is allowed in the registry part (host:port), never after the last slash (a tag)
+    if not isinstance(image, str) or not _IMAGE.match(image) or "@" in image or ":" in image.rsplit("/", 1)[-1]:
         errors.append(f"{where_named}.image: {image!r} must be an image name without tag or digest "
                       "(registry.example.com/team/app); the tag or digest goes in tag or digest")
     has_tag, has_digest = bool(service.get("tag")), bool(service.get("digest"))
@@ -136,7 +137,7 @@ FREE_FORM: dict[str, str] = {
 }
 SUBOPTION_BAD: dict[str, tuple[Any, ...]] = {
     "app_deploy_services": ([{"name": "web", "image": "x", "tag": "1", "port": 70000}],
-                            [{"name": "web", "image": "x", "tag": "1", "port": 80, "bogus": 1}],
+                            [{"name": "web", "image": "Shop/Web:v1", "tag": "1", "port": 80}],
                             [{"name": "web", "image": "x", "port": 80}]),
 }
 

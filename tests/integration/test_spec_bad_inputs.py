@@ -33,7 +33,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FILTERS = {"base": "base_errors", "firewall": "firewall_errors", "docker": "docker_daemon", "caddy": "caddy_errors",
-           "node_exporter": "node_exporter_errors", "postgres_backup": "postgres_backup_errors"}
+           "node_exporter": "node_exporter_errors", "postgres_backup": "postgres_backup_errors",
+           "app_deploy": "app_deploy_errors"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnlyAAAAAAAAAAAAAAAA ci@test"
 # What a role needs besides its defaults to pass on this machine: the base role refuses to close
 # logins without a key; the docker role refuses to replace the running engine (the test machine's
@@ -44,6 +45,10 @@ BASELINE: dict[str, dict[str, Any]] = {
     "postgres_backup": {"postgres_backup_age_recipients": ["age1" + "q" * 58], "postgres_backup_source": "remote",
                         "postgres_backup_remote": {"host": "db.internal", "user": "backup", "password": "secret-pw-1"}},
     "docker": {"docker_install_source": "distro", "docker_compose": False, "docker_buildx": False},
+    # an app needs a name, a web service, a domain (the controller has neither Docker nor Caddy: those
+    # refusals are expected too, the check is that each bad option is named)
+    "app_deploy": {"app_deploy_name": "shop", "app_deploy_domains": ["shop.example.com"],
+                   "app_deploy_services": [{"name": "web", "image": "registry.example.com/shop", "tag": "v1", "port": 8000}]},
 }
 FACTS = {"distribution": "Debian", "distribution_major_version": "12", "distribution_version": "12.8",
          "distribution_release": "bookworm", "os_family": "Debian", "architecture": "x86_64",

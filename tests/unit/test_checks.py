@@ -14,6 +14,7 @@ FILTERS = {
     "caddy": "caddy_errors",
     "node_exporter": "node_exporter_errors",
     "postgres_backup": "postgres_backup_errors",
+    "app_deploy": "app_deploy_errors",
 }
 
 
