@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Benchmark: a deploy behind Caddy while requests flow, side by side in one run (these machines are
+# noisy; only what is measured together means anything):
+#   - anvil.hetzner.deploy (blue/green, health-gated, graceful Caddy reload), v1 -> v2;
+#   - the same change done by hand the way the runbooks do it: remove the live web container, start
+#     the new image on the same port (what a `docker compose up` of a changed service amounts to);
+#   - the rollback (anvil.hetzner.deploy -e app_deploy_rollback=true) with the registry stopped.
+# Each under the same bounded request loop (tests/harness/request_loop.py: COUNT requests over
+# SPAN seconds through Caddy). Uses the app_deploy Molecule scenario's hosts (converged here, kept
+# afterwards: `molecule destroy -s app_deploy` removes them). Prints counts, times and ratios;
+# asserts nothing about time.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ensure_engine
+ensure_venv
+ensure_images
+export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+HOST=${HOST:-app-deploy-debian13}
+ROUNDS=${ROUNDS:-2}
+COUNT=${COUNT:-300}
+SPAN=${SPAN:-25}
+
+log "converging the app_deploy scenario (v1 live)"
+molecule converge -s app_deploy > /tmp/anvil-bench-deploy-converge.log 2>&1 || { tail -40 /tmp/anvil-bench-deploy-converge.log; exit 1; }
+inventory=$(ls -d "$HOME"/.ansible/tmp/molecule.*.app_deploy/inventory | head -1)
+docker cp tests/harness/request_loop.py "$HOST:/root/request_loop.py"
+
+deploy() { # extra args...
+  ansible-playbook -i "$inventory" playbooks/deploy.yml -e "@molecule/app_deploy/vars.yml" -e "anvil_hosts=$HOST" "$@" \
+    >> /tmp/anvil-bench-deploy.log 2>&1
+}
+loop_start() { # name
+  docker exec "$HOST" rm -f "/root/bench-$1.json"
+  docker exec "$HOST" systemd-run --unit "anvil-bench-$1-$RANDOM" python3 /root/request_loop.py shop.anvil.test "$COUNT" "$SPAN" "/root/bench-$1.json" >/dev/null
+  sleep 2
+}
+loop_failed() { # name -> "failed total"
+  for _ in $(seq 1 120); do docker exec "$HOST" test -f "/root/bench-$1.json" && break; sleep 1; done
+  docker exec "$HOST" python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["non_2xx"] + s["errors"], s["total"])' "/root/bench-$1.json"
+}
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.1f}')"; }
+
+declare -a ours_failed=() ours_time=() hand_failed=() hand_time=() rollback_time=()
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round: anvil.hetzner.deploy v1 -> v2 under traffic"
+  deploy -e app_version=v1 || true   # make sure v1 is live (a no-change run when it is)
+  loop_start "ours$round"; t0=$(now); deploy -e app_version=v2; t1=$(now)
+  read -r failed total < <(loop_failed "ours$round")
+  ours_failed+=("$failed/$total"); ours_time+=("$(secs "$t0" "$t1")")
+
+  log "round $round: by hand, v2 -> v1 on the same port under traffic"
+  live=$(docker exec "$HOST" docker ps --filter label=anvil.service=web --format '{{.Names}} {{.Ports}}' | head -1)
+  name=${live%% *}; port=$(grep -o '127.0.0.1:[0-9]*' <<< "$live" | cut -d: -f2)
+  image=$(docker exec "$HOST" docker image ls --format '{{.Repository}}:{{.Tag}}' | grep ':web-r' | head -1)
+  loop_start "hand$round"; t0=$(now)
+  docker exec "$HOST" sh -c "docker rm -f $name >/dev/null && docker run -d --name $name -p 127.0.0.1:$port:8000 \
+    --env-file \$(ls -d /var/lib/anvil/apps/shop/releases/*/web.env | head -1) $image >/dev/null"
+  # ready when it answers again (what a careful operator waits for)
+  docker exec "$HOST" sh -c "until curl -sf -o /dev/null http://127.0.0.1:$port/health; do sleep 0.1; done"
+  t1=$(now)
+  read -r failed total < <(loop_failed "hand$round")
+  hand_failed+=("$failed/$total"); hand_time+=("$(secs "$t0" "$t1")")
+  docker exec "$HOST" docker rm -f "$name" >/dev/null
+
+  log "round $round: rollback with the registry stopped"
+  deploy -e app_version=v2 || true   # back to a clean v2 (its container was replaced by hand)
+  docker exec app-deploy-registry systemctl stop docker-registry
+  t0=$(now); deploy -e app_deploy_rollback=true; t1=$(now)
+  docker exec app-deploy-registry systemctl start docker-registry
+  rollback_time+=("$(secs "$t0" "$t1")")
+done
+
+printf '\n%-34s %-22s %-22s\n' "round" "anvil deploy (ours)" "restart by hand"
+for i in "${!ours_failed[@]}"; do
+  printf '%-34s %-22s %-22s\n' "$((i + 1)): requests failed" "${ours_failed[$i]}" "${hand_failed[$i]}"
+  printf '%-34s %-22s %-22s\n' "$((i + 1)): wall time (s)" "${ours_time[$i]}" "${hand_time[$i]}"
+  printf '%-34s %-22s\n' "$((i + 1)): rollback, registry down (s)" "${rollback_time[$i]}"
+done
+python3 - "${ours_failed[*]}" "${hand_failed[*]}" "${ours_time[*]}" "${hand_time[*]}" <<'PY'
+import sys
+failed = lambda s: sum(int(x.split("/")[0]) for x in s.split())
+total = lambda s: sum(int(x.split("/")[1]) for x in s.split())
+ours, hand = failed(sys.argv[1]), failed(sys.argv[2])
+t_ours = sum(map(float, sys.argv[3].split())); t_hand = sum(map(float, sys.argv[4].split()))
+print(f"\nfailed requests: ours {ours}/{total(sys.argv[1])}, by hand {hand}/{total(sys.argv[2])}")
+print(f"wall time ours / by hand: {t_ours / t_hand:.1f} (the price of the health gate, watch window and drain)")
+PY
