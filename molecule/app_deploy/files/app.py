@@ -8,6 +8,12 @@ import os
 import sys
 import time
 
+# the release's settings baked into the image (/app/release.env), the environment wins
+for _line in open(os.path.join(os.path.dirname(__file__), "release.env"), encoding="utf-8"):
+    if "=" in _line:
+        _key, _value = _line.strip().split("=", 1)
+        os.environ.setdefault(_key, _value)
+
 VERSION = os.environ.get("APP_VERSION", "unknown")
 STARTED = time.monotonic()
 
