@@ -175,7 +175,11 @@ def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
             errors += c.PORT.errors(f"app_deploy_ports.{colour}", ports[colour])
         if ports["blue"] == ports["green"]:
             errors.append("app_deploy_ports: blue and green must differ (both releases run side by side)")
-        if set(ports.values()) & set(host.get("ports_taken", [])):
+        reserved = sorted(p for p in ports.values() if p in (80, 443, 2019))
+        if reserved:
+            errors.append(f"app_deploy_ports: {reserved} belong to Caddy (80, 443, and 2019 for its admin endpoint); "
+                          "the colours need ports of their own on 127.0.0.1")
+        elif set(ports.values()) & set(host.get("ports_taken", [])):
             errors.append(f"app_deploy_ports: {sorted(set(ports.values()) & set(host['ports_taken']))} "
                           "already listened on by something that is not this app")
     if v.get("app_deploy_tls", "auto") not in ("auto", "internal"):

@@ -80,7 +80,13 @@ def test_secret_values_are_never_in_a_message():
 def test_ports_colours_and_hosts():
     assert names(errors(app_deploy_ports={"blue": 18000, "green": 18000})) == ["app_deploy_ports"]
     assert names(errors(app_deploy_ports={"blue": 18000})) == ["app_deploy_ports"]
-    assert names(errors(app_deploy_ports={"blue": 443, "green": 18001})) == ["app_deploy_ports"]
+    for caddys in (80, 443, 2019):  # Caddy's, even when it does not listen there yet
+        errs = errors(app_deploy_ports={"blue": caddys, "green": 18001})
+        assert names(errs) == ["app_deploy_ports"] and "belong to Caddy" in errs[0]
+    taken = app_deploy_errors({"app_deploy_name": "shop", "app_deploy_services": [WEB], "app_deploy_domains": ["a.example"],
+                               "app_deploy_health": {"path": "/h"}, "app_deploy_ports": {"blue": 22, "green": 18001}},
+                              host=HOST)
+    assert names(taken) == ["app_deploy_ports"] and "already listened on" in taken[0]
     assert "anvil.hetzner.caddy has not run on this host (no /etc/caddy/sites.d)" in " ".join(
         app_deploy_errors({"app_deploy_name": "shop", "app_deploy_services": [WEB], "app_deploy_domains": ["a.example"],
                            "app_deploy_health": {"path": "/h"}}, host={**HOST, "caddy_sites_dir": False}))
