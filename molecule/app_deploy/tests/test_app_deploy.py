@@ -1,0 +1,89 @@
+"""Hosts after the app_deploy scenario (v1 deployed, v2 under traffic, v3 and v4 refused, rolled
+back to v1 with the registry down): what serves, what is kept, what is recorded, what is exposed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import testinfra.utils.ansible_runner
+
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+testinfra_hosts = RUNNER.get_hosts("targets")
+
+APP_DIR = "/var/lib/anvil/apps/shop"
+
+
+def history(host) -> dict:
+    return json.loads(host.check_output(f"cat {APP_DIR}/history.json"))
+
+
+def live(host) -> dict:
+    h = history(host)
+    return [r for r in h["releases"] if r["id"] == h["live"]][0]
+
+
+def test_v1_serves_through_caddy(host):
+    assert host.check_output("curl -sk --resolve shop.anvil.test:443:127.0.0.1 https://shop.anvil.test/") == "v1"
+    # Caddy's internal CA signs the site's certificate: verified, the name is the site's
+    ca = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+    assert host.run(f"curl -sf --cacert {ca} --resolve shop.anvil.test:443:127.0.0.1 https://shop.anvil.test/health").rc == 0
+
+
+def test_the_history_tells_what_happened(host):
+    h = history(host)
+    steps = [(r["version"], r["status"]) for r in h["releases"]]
+    assert steps == [("v1", "retired"), ("v2", "rolled-back"), ("v3", "failed"), ("v4", "failed"), ("v1", "live")]
+    release = live(host)
+    assert release["rollback_of"] == 2 and release["from_release"] == 1
+    assert all(r["time"] and r["by"] for r in h["releases"])
+    assert "health check failed" in h["releases"][2]["reason"] and "watch window failed" in h["releases"][3]["reason"]
+    web = [s for s in release["services"] if s["name"] == "web"][0]
+    assert web["image_id"].startswith("sha256:") and web["repo_digest"].startswith("172.30.80.30:5000/shop")
+    assert host.file(f"{APP_DIR}/history.json").mode == 0o600
+
+
+def test_only_the_live_colour_runs_and_only_on_loopback(host):
+    release = live(host)
+    names = host.check_output("docker ps --filter label=anvil.app=shop --format '{{.Names}}'").split()
+    assert sorted(names) == sorted(f"shop-{s}-{release['color']}" for s in ("web", "worker"))
+    ports = host.check_output(f"docker port shop-web-{release['color']}")
+    assert ports.strip() == f"8000/tcp -> 127.0.0.1:{18000 if release['color'] == 'blue' else 18001}"
+    assert host.check_output(f"docker port shop-worker-{release['color']}") == ""
+    # the image the container runs is the one recorded, by id
+    running = host.check_output(f"docker inspect -f '{{{{.Image}}}}' shop-web-{release['color']}")
+    assert running == [s for s in release["services"] if s["name"] == "web"][0]["image_id"]
+
+
+def test_secrets_stay_in_root_only_files(host):
+    release = live(host)
+    env = host.file(f"{APP_DIR}/releases/{release['id']}/web.env")
+    assert env.mode == 0o600 and env.user == "root" and "SECRET_KEY=test-secret-value-1" in env.content_string
+    assert "test-secret-value-1" not in host.check_output(f"cat {APP_DIR}/history.json")
+    assert host.check_output("curl -sk --resolve shop.anvil.test:443:127.0.0.1 https://shop.anvil.test/secret-length") == "19"
+
+
+def test_kept_images_and_pruned_ones(host):
+    tags = host.check_output("docker image ls --format '{{.Repository}}:{{.Tag}}' anvil-release/shop").split()
+    # kept: the live release (5) and the ones that were live before it (1, 2); never the failed ones (3, 4)
+    assert {"anvil-release/shop:web-r5", "anvil-release/shop:web-r1", "anvil-release/shop:web-r2"} <= set(tags)
+    assert not [t for t in tags if t.endswith(("-r3", "-r4"))]
+    assert not host.file(f"{APP_DIR}/releases/3").exists and not host.file(f"{APP_DIR}/releases/4").exists
+
+
+def test_the_site_file_points_at_the_live_colour(host):
+    release = live(host)
+    site = host.file("/etc/caddy/sites.d/shop.caddy").content_string
+    port = 18000 if release["color"] == "blue" else 18001
+    assert f"reverse_proxy 127.0.0.1:{port}" in site and "import anvil_app_site shop" in site
+    assert f"release {release['id']} (v1, {release['color']})" in site
+
+
+def test_metrics_follow_the_contract(host):
+    text = host.file("/var/lib/prometheus/node-exporter/deploy_shop.prom").content_string
+    release = live(host)
+    assert 'anvil_deploy_last_run_success{app="shop"} 1' in text
+    assert (f'anvil_deploy_live_info{{app="shop",color="{release["color"]}",release="{release["id"]}",'
+            f'version="v1"}} 1') in text
+    scraped = host.check_output("curl -s http://127.0.0.1:9100/metrics")
+    assert 'anvil_deploy_last_run_success{app="shop"} 1' in scraped
