@@ -88,13 +88,16 @@ def test_inventory_plugin_works_from_the_installed_collection(installed):
 def test_roles_and_playbook_resolve_by_fqcn_in_another_project(installed):
     _unused, env = installed
     workdir = Path(env["WORKDIR"])
+    # every role and every playbook of the collection, by FQCN
+    roles = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks" / "main.yml").exists())
+    playbooks = sorted(p.stem for p in (ROOT / "playbooks").glob("*.yml"))
+    assert {"app_deploy", "postgres_backup"} <= set(roles) and {"site", "deploy", "backup_restore_drill"} <= set(playbooks)
     (workdir / "play.yml").write_text(
         "- name: Use the installed collection\n"
         "  hosts: all\n"
         "  roles:\n"
-        "    - role: anvil.hetzner.base\n"
-        "- name: And its site playbook\n"
-        "  ansible.builtin.import_playbook: anvil.hetzner.site\n"
+        + "".join(f"    - role: anvil.hetzner.{r}\n" for r in roles)
+        + "".join(f"- name: And its playbook {p}\n  ansible.builtin.import_playbook: anvil.hetzner.{p}\n" for p in playbooks)
     )
     run(["ansible-playbook", "-i", "localhost,", "--syntax-check", "play.yml"], cwd=workdir, env=env)
 
