@@ -5,6 +5,7 @@ APP_SICK_AFTER=N: /health turns 500 N seconds after start (a release that fails 
 
 import http.server
 import os
+import signal
 import sys
 import time
 
@@ -47,6 +48,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    # PID 1 in its container: without a handler SIGTERM is ignored and `docker stop` waits for its timeout
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     mode = sys.argv[1] if len(sys.argv) > 1 else "serve"
     if mode == "migrate":
         print(f"migration of {VERSION}", flush=True)
