@@ -1,6 +1,6 @@
 # The two commands of the README. Everything they need (Docker engine, debootstrap, virtualenv,
 # test images) is installed and built by the scripts under tests/harness/ when missing.
-.PHONY: demo test bench bench-roles bench-inventory clean
+.PHONY: demo test bench bench-roles bench-inventory bench-deploy clean
 
 demo: ## Run the main job (playbooks/site.yml) on the local default
 	tests/harness/demo.sh
@@ -8,13 +8,16 @@ demo: ## Run the main job (playbooks/site.yml) on the local default
 test: ## Run the full test suite (lint, unit, packaging, every Molecule scenario)
 	tests/harness/test.sh
 
-bench: bench-roles bench-inventory ## Benchmarks (both)
+bench: bench-roles bench-inventory bench-deploy ## Benchmarks (all)
 
 bench-roles: ## no-change base+firewall (vs an older revision) and site.yml, beside the ping floor
 	tests/harness/bench-roles.sh
 
 bench-inventory: ## hcloud inventory: ours vs hetzner.hcloud vs a static file, 100..10000 servers
 	tests/harness/bench-inventory.sh
+
+bench-deploy: ## a deploy under traffic: anvil.hetzner.deploy vs a restart by hand, and the rollback time
+	tests/harness/bench-deploy.sh
 
 clean:
 	-docker rm -f anvil-demo
