@@ -123,6 +123,8 @@ OPTIONS: dict[str, c.Check] = {
                                   each=True, nonempty=True),
     "app_deploy_watch_seconds": c.int_range(0, 3600, "seconds"),
     "app_deploy_drain_seconds": c.int_range(0, 600, "seconds"),
+    "app_deploy_rollback_watch_seconds": c.int_range(0, 3600, "seconds"),
+    "app_deploy_stop_seconds": c.int_range(1, 600, "seconds"),
     "app_deploy_keep_releases": c.int_range(2, 20),
     "app_deploy_notify_webhook": c.pattern(r"^https?://[^\s\"'`$\\]+$", "an http(s) URL", bad=("hooks.example.com",),
                                            empty_ok=True),
