@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+
+import yaml
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +27,14 @@ _DOMAIN = re.compile(c.HOST_NAME_RE)
 # states a release can be in; "was live" ones can be gone back to
 WAS_LIVE = ("live", "retired", "rolled-back")
 HISTORY_LENGTH = 30
+_COMPOSE_KEYS = {"file", "service", "port", "environment"}
+# a compose service key that breaks two releases side by side or the 127.0.0.1-only rule, and why
+_COMPOSE_REFUSED = {
+    "ports": "publishes ports itself: Docker's published ports bypass UFW and two releases would ask for the "
+             "same port; app_deploy publishes the web service on 127.0.0.1 only, per colour",
+    "container_name": "fixes the container's name: two releases run side by side, app_deploy names them",
+    "build": "builds on the server: build and push the image in CI, the server pulls it (and keeps it for rollback)",
+}
 
 
 def _health_errors(health: Any) -> list[str]:
@@ -98,7 +108,8 @@ def _service_errors(index: int, service: Any) -> list[str]:
 
 def _services_errors(services: Any) -> list[str]:
     if not c.is_list(services) or not services:
-        return ["app_deploy_services: needs at least one service, one of them with a port"]
+        return ["app_deploy_services: needs at least one service, one of them with a port "
+                "(or your own compose file in app_deploy_compose)"]
     errors = []
     for index, service in enumerate(services):
         errors += _service_errors(index, service)
@@ -131,6 +142,7 @@ OPTIONS: dict[str, c.Check] = {
     "app_deploy_deployer": c.pattern(r"^[^\n\"\\]{0,200}$", "one line of text", bad=("a\nb", "x" * 201)),
 }
 FREE_FORM: dict[str, str] = {
+    "app_deploy_compose": "file (read and checked service by service), service, port, environment checked below",
     "app_deploy_services": "checked key by key below (names, images, tags, digests, environment names, volumes, port)",
     "app_deploy_health": "path, timeout, retries and interval checked below",
     "app_deploy_migration": "service and command checked below",
@@ -151,7 +163,15 @@ def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
     errors: list[str] = c.os_errors(host, "app_deploy") if host.get("distribution") else []
     errors += c.check_options(v, OPTIONS, host)
     services = v.get("app_deploy_services", [])
-    errors += _services_errors(services)
+    compose = v.get("app_deploy_compose") or {}
+    if compose and services:
+        errors.append("app_deploy_services and app_deploy_compose: give one of them (services described here, "
+                      "or your own compose file), not both")
+    elif compose:
+        errors += compose_errors(compose, host)
+        services = _compose_services(compose, host.get("compose_text"))
+    else:
+        errors += _services_errors(services)
     errors += _health_errors(v.get("app_deploy_health"))
     names = [s.get("name") for s in services if isinstance(s, Mapping)] if c.is_list(services) else []
     migration = v.get("app_deploy_migration") or {}
@@ -195,6 +215,89 @@ def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
     return errors
 
 
+def compose_errors(compose: Any, host: Mapping[str, Any]) -> list[str]:
+    """The user's own compose file: ``host`` has ``compose_text`` (the file as read on the
+    controller, None when unreadable) and ``compose_v2`` (whether ``docker compose`` is there)."""
+    if not isinstance(compose, Mapping):
+        return ["app_deploy_compose: must be a mapping with file, service and port"]
+    errors = []
+    unknown = sorted(str(k) for k in set(compose) - _COMPOSE_KEYS)
+    if unknown:
+        errors.append(f"app_deploy_compose: unknown keys {unknown} (allowed: {', '.join(sorted(_COMPOSE_KEYS))})")
+    for key in ("file", "service", "port"):
+        if not compose.get(key):
+            errors.append(f"app_deploy_compose.{key}: needed (file: your compose file on the controller, service: "
+                          "the one that answers HTTP, port: its port inside the container)")
+    if compose.get("port"):
+        errors += c.PORT.errors("app_deploy_compose.port", compose["port"])
+    environment = compose.get("environment", {})
+    if not isinstance(environment, Mapping):
+        errors.append("app_deploy_compose.environment: must be a mapping of NAME: value")
+    else:
+        for key, value in environment.items():
+            if not isinstance(key, str) or not _ENV_KEY.match(key):
+                errors.append(f"app_deploy_compose.environment: {key!r} is not a variable name")
+            elif isinstance(value, (Mapping, list)) or value is None or "\n" in str(value):
+                errors.append(f"app_deploy_compose.environment.{key}: must be a single-line string or number "
+                              "(the value is not shown)")
+    if host.get("compose_v2") is False:
+        errors.append("app_deploy_compose needs Docker Compose v2 (docker compose), which this host does not have "
+                      "(Debian 12's docker.io ships none): describe the app in app_deploy_services (no compose "
+                      "needed), or install Docker with compose v2 (anvil.hetzner.docker, docker_install_source: "
+                      "official)")
+    if compose.get("file") and "compose_text" in host:
+        errors += _compose_file_errors(compose, host["compose_text"] if host.get("compose_readable", True) else None)
+    return errors
+
+
+def _compose_file_errors(compose: Mapping[str, Any], text: str | None) -> list[str]:
+    where = f"app_deploy_compose.file ({compose['file']})"
+    if text is None:
+        return [f"{where}: cannot be read on the controller"]
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return [f"{where}: is not valid YAML" + (f" (line {mark.line + 1})" if mark else "")]
+    if not isinstance(document, Mapping) or not isinstance(document.get("services"), Mapping) \
+            or not document["services"]:
+        return [f"{where}: has no services"]
+    errors = []
+    services = document["services"]
+    for name, service in services.items():
+        if not isinstance(service, Mapping):
+            errors.append(f"{where}: service {name!r} is not a mapping")
+            continue
+        for key, why in _COMPOSE_REFUSED.items():
+            if key in service:
+                errors.append(f"{where}: service {name!r} has {key}: it {why}")
+        if not service.get("image"):
+            errors.append(f"{where}: service {name!r} needs an image (from your registry)")
+        if service.get("network_mode") == "host":
+            errors.append(f"{where}: service {name!r} has network_mode: host: two releases side by side would "
+                          "listen on the same ports, and the app must not be reachable except through Caddy")
+        replicas = (service.get("deploy") or {}).get("replicas", 1) if isinstance(service.get("deploy"), Mapping) else 1
+        if service.get("scale", 1) != 1 or replicas != 1:
+            errors.append(f"{where}: service {name!r} asks for more than one replica: app_deploy runs one "
+                          "container per service and release")
+    if compose.get("service") and compose["service"] not in services:
+        errors.append(f"app_deploy_compose.service: {compose['service']!r} is not a service of {compose['file']} "
+                      f"({', '.join(sorted(map(str, services)))})")
+    return errors
+
+
+def _compose_services(compose: Any, text: str | None) -> list[dict]:
+    """The compose file's services in the shape of app_deploy_services (name, and port for the web one)."""
+    try:
+        services = (yaml.safe_load(text or "") or {}).get("services") or {}
+    except (yaml.YAMLError, AttributeError):
+        return []
+    if not isinstance(compose, Mapping) or not isinstance(services, Mapping):
+        return []
+    return [{"name": name, **({"port": compose.get("port")} if name == compose.get("service") else {})}
+            for name in services]
+
+
 def _web_name(services: Any) -> str | None:
     for service in services if c.is_list(services) else []:
         if isinstance(service, Mapping) and "port" in service:
@@ -209,7 +312,8 @@ def _web_name(services: Any) -> str | None:
 def fingerprint(services: list[Mapping[str, Any]]) -> str:
     """What makes two releases the same: per service its image id, command, volumes, port and
     environment (as a hash)."""
-    canonical = [{k: s.get(k) for k in ("name", "image_id", "command", "volumes", "port", "env_sha")}
+    canonical = [{k: s.get(k) for k in ("name", "image_id", "command", "volumes", "port", "env_sha")
+                  + (("config_sha",) if "config_sha" in s else ())}
                  for s in sorted(services, key=lambda s: s["name"])]
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -251,7 +355,7 @@ def app_deploy_plan(wanted: Mapping[str, Any], history: Mapping[str, Any] | None
         return {"action": "noop", "reason": f"{live['version']} is live and unchanged", "release": live, "live": live}
     color = "green" if live and live["color"] == "blue" else "blue"
     release = {"id": next_id, "version": wanted["version"], "color": color, "fingerprint": print_,
-               "services": services}
+               "services": services, **({"volumes": dict(wanted["volumes"])} if wanted.get("volumes") else {})}
     reason = "first release" if not live else (
         f"{live['version']} is live but not running" if live.get("fingerprint") == print_ else
         f"{live['version']} -> {wanted['version']}")
@@ -284,6 +388,43 @@ def app_deploy_record(history: Mapping[str, Any] | None, release: Mapping[str, A
     prune = [r["id"] for r in history["releases"] if r["id"] not in kept]
     # failed releases are kept in the history (what happened), their images and files go
     return {"history": history, "prune": prune}
+
+
+def app_deploy_compose_services(config: Any, compose: Mapping[str, Any], text: str = "") -> list[dict]:
+    """The services of the user's compose file in the shape of app_deploy_services: name, image and
+    tag or digest (split from the image reference), port for the web service, and ``config_sha``
+    (the service's definition without its image, so that a changed setting makes a new release).
+    ``config``: ``docker compose config --format json`` output (interpolated); without it (check
+    mode before Docker is installed) the file as written. ``restart``: the service's own restart
+    policy (none: app_deploy sets unless-stopped)."""
+    if isinstance(config, str) and config.strip():
+        document = json.loads(config)
+    else:
+        document = yaml.safe_load(text or "") or {}
+    services = []
+    for name, service in sorted((document.get("services") or {}).items()):
+        reference = str(service.get("image", ""))
+        entry: dict[str, Any] = {"name": name}
+        if "@" in reference:
+            entry["image"], entry["digest"] = reference.split("@", 1)
+        elif ":" in reference.rsplit("/", 1)[-1]:
+            entry["image"], entry["tag"] = reference.rsplit(":", 1)
+        else:
+            entry["image"], entry["tag"] = reference, "latest"
+        if name == compose.get("service"):
+            entry["port"] = compose.get("port")
+        definition = {k: v for k, v in service.items() if k != "image"}
+        entry["config_sha"] = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+        entry["restart"] = service.get("restart")
+        services.append(entry)
+    return services
+
+
+def app_deploy_redact(text: str, secrets: Any) -> str:
+    """``text`` with every value of the mapping ``secrets`` replaced by ***."""
+    for value in sorted((str(v) for v in (secrets or {}).values() if str(v)), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
 
 
 def app_deploy_log_tail(result: Mapping[str, Any], lines: int = 20) -> str:
@@ -328,4 +469,5 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"app_deploy_errors": app_deploy_errors, "app_deploy_plan": app_deploy_plan,
                 "app_deploy_record": app_deploy_record, "app_deploy_log_tail": app_deploy_log_tail,
+                "app_deploy_compose_services": app_deploy_compose_services, "app_deploy_redact": app_deploy_redact,
                 "app_deploy_metrics": app_deploy_metrics}

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.anvil.hetzner.plugins.filter.app_deploy_errors import (
-    app_deploy_errors, app_deploy_log_tail, app_deploy_metrics, app_deploy_plan, app_deploy_record)
+    app_deploy_compose_services, app_deploy_errors, app_deploy_log_tail, app_deploy_metrics, app_deploy_plan,
+    app_deploy_record, app_deploy_redact)
 
 HOST = {"distribution": "Debian", "major": "12", "version": "12.8", "caddy_sites_dir": True, "ports_taken": [22, 80, 443]}
 WEB = {"name": "web", "image": "registry.example.com/shop/web", "tag": "v1", "port": 8000,
@@ -204,3 +205,109 @@ def test_metrics():
 def test_log_tail():
     assert app_deploy_log_tail({"stdout_lines": ["a", "b"], "stderr_lines": ["boom"]}, 2) == "b / boom"
     assert app_deploy_log_tail({}) == "(no output)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The user's own compose file.
+
+COMPOSE_TEXT = """
+services:
+  web:
+    image: registry.example.com/shop/web:${APP_VERSION:-v1}
+    environment: {DATABASE_URL: "${DATABASE_URL}"}
+    volumes: [media:/srv/media]
+  worker:
+    image: registry.example.com/shop/web@sha256:%s
+    command: [rq, worker]
+    restart: always
+volumes:
+  media: {}
+""" % ("b" * 64)
+COMPOSE = {"file": "/ci/compose.yml", "service": "web", "port": 8000, "environment": {"DATABASE_URL": "pg://s3cret"}}
+COMPOSE_HOST = {**HOST, "major": "13", "compose_v2": True, "compose_readable": True, "compose_text": COMPOSE_TEXT}
+
+
+def compose_errors(compose=None, text=COMPOSE_TEXT, **host):
+    return app_deploy_errors({"app_deploy_name": "shop", "app_deploy_services": [], "app_deploy_domains": ["shop.example.com"],
+                              "app_deploy_health": {"path": "/health"}, "app_deploy_compose": compose or COMPOSE,
+                              "app_deploy_migration": {"command": "manage.py migrate", "service": "worker"}},
+                             host={**COMPOSE_HOST, "compose_text": text, **host})
+
+
+def test_a_valid_compose_file_passes():
+    assert compose_errors() == []
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("ports", ["8000:8000"], "bypass UFW"),
+    ("container_name", "shop", "side by side"),
+    ("build", ".", "build and push the image in CI"),
+    ("network_mode", "host", "network_mode: host"),
+    ("scale", 2, "more than one replica"),
+    ("deploy", {"replicas": 3}, "more than one replica"),
+    ("image", "", "needs an image"),
+])
+def test_every_refused_compose_setting_is_named(key, value, says):
+    text = COMPOSE_TEXT.replace("    command: [rq, worker]\n", f"    command: [rq, worker]\n    {key}: {value!r}\n") \
+        if key != "image" else COMPOSE_TEXT.replace("image: registry.example.com/shop/web@", "image: ''\n    x-was: ")
+    errs = compose_errors(text=text)
+    assert len(errs) == 1 and "service 'worker'" in errs[0] and says in errs[0], errs
+
+
+def test_compose_needs_compose_v2_and_a_readable_file_with_the_web_service():
+    assert any("needs Docker Compose v2" in e and "Debian 12's docker.io" in e for e in compose_errors(compose_v2=False))
+    assert compose_errors(compose_readable=False) == ["app_deploy_compose.file (/ci/compose.yml): cannot be read on the controller"]
+    assert "is not valid YAML (line 2)" in compose_errors(text="services:\n\tweb: {}\n")[0]
+    assert "has no services" in compose_errors(text="volumes: {}\n")[0]
+    assert "'api' is not a service of /ci/compose.yml (web, worker)" in compose_errors({**COMPOSE, "service": "api"})[0]
+    assert names(compose_errors({"file": "/ci/compose.yml"})) == ["app_deploy_compose.service", "app_deploy_compose.port"]
+    assert names(compose_errors({**COMPOSE, "port": 70000, "bogus": 1})) == ["app_deploy_compose", "app_deploy_compose.port"]
+
+
+def test_compose_and_services_are_one_or_the_other_and_secrets_stay_hidden():
+    both = app_deploy_errors({"app_deploy_name": "shop", "app_deploy_services": [WEB], "app_deploy_compose": COMPOSE,
+                              "app_deploy_domains": ["shop.example.com"], "app_deploy_health": {"path": "/health"}},
+                             host=COMPOSE_HOST)
+    assert any("not both" in e for e in both)
+    bad_env = compose_errors({**COMPOSE, "environment": {"DATABASE_URL": "pg://s3cret\nline2", "bad name": "s3cret"}})
+    assert len(bad_env) == 2 and not any("s3cret" in e for e in bad_env)
+    assert "migration.service: 'api'" in app_deploy_errors(
+        {"app_deploy_name": "shop", "app_deploy_compose": COMPOSE, "app_deploy_domains": ["shop.example.com"],
+         "app_deploy_health": {"path": "/health"}, "app_deploy_migration": {"command": "x", "service": "api"}},
+        host=COMPOSE_HOST)[0]
+
+
+def test_compose_services_in_the_shape_of_app_deploy_services():
+    config = ('{"services": {"web": {"image": "registry.example.com:5000/shop/web:v7", "environment": {"A": "1"}},'
+              ' "worker": {"image": "registry.example.com/shop/web@sha256:%s", "restart": "always"},'
+              ' "cron": {"image": "busybox"}}}' % ("b" * 64))
+    services = app_deploy_compose_services(config, COMPOSE)
+    assert [(s["name"], s["image"], s.get("tag"), s.get("digest"), s.get("port"), s["restart"]) for s in services] == [
+        ("cron", "busybox", "latest", None, None, None),
+        ("web", "registry.example.com:5000/shop/web", "v7", None, 8000, None),
+        ("worker", "registry.example.com/shop/web", None, "sha256:" + "b" * 64, None, "always")]
+    # a changed setting changes the service's config hash, a changed image reference does not (the id decides)
+    changed = app_deploy_compose_services(config.replace('"A": "1"', '"A": "2"'), COMPOSE)
+    retagged = app_deploy_compose_services(config.replace("web:v7", "web:v8"), COMPOSE)
+    assert changed[1]["config_sha"] != services[1]["config_sha"] == retagged[1]["config_sha"]
+    # without compose's output (check mode on a host without Docker): the file as written
+    assert [s["name"] for s in app_deploy_compose_services("", COMPOSE, text=COMPOSE_TEXT)] == ["web", "worker"]
+
+
+def test_a_compose_release_carries_its_shared_volumes_into_a_rollback():
+    wanted = {"app": "shop", "version": "v1", "volumes": {"media": "shop_media"},
+              "services": [{"name": "web", "image_id": "sha256:1", "port": 8000, "config_sha": "c1"}]}
+    first = app_deploy_plan(wanted, None)
+    assert first["release"]["volumes"] == {"media": "shop_media"}
+    history = app_deploy_record(None, first["release"], "live")["history"]
+    second = app_deploy_plan({**wanted, "version": "v2", "services": [{**wanted["services"][0], "config_sha": "c2"}]},
+                             history, running=["shop-web-blue"])
+    assert second["action"] == "deploy" and second["reason"] == "v1 -> v2"
+    history = app_deploy_record(history, second["release"], "live")["history"]
+    back = app_deploy_plan(wanted, history, rollback=True, running=["shop-web-green"])
+    assert back["action"] == "rollback" and back["release"]["volumes"] == {"media": "shop_media"}
+
+
+def test_redact():
+    assert app_deploy_redact("bad value pg://s3cret for x and s3cret", {"A": "pg://s3cret", "B": "s3cret", "C": ""}) \
+        == "bad value *** for x and ***"
