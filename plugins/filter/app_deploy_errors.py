@@ -245,6 +245,10 @@ def compose_errors(compose: Any, host: Mapping[str, Any]) -> list[str]:
                       "(Debian 12's docker.io ships none): describe the app in app_deploy_services (no compose "
                       "needed), or install Docker with compose v2 (anvil.hetzner.docker, docker_install_source: "
                       "official)")
+    version = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", str(host.get("compose_version") or ""))
+    if version and tuple(map(int, version.groups())) < (2, 24, 4):
+        errors.append(f"app_deploy_compose needs Docker Compose 2.24.4 or newer (its override replaces your "
+                      f"volumes' settings with !override); this host has {host['compose_version']}")
     if compose.get("file") and "compose_text" in host:
         errors += _compose_file_errors(compose, host["compose_text"] if host.get("compose_readable", True) else None)
     return errors

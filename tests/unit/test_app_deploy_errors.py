@@ -256,6 +256,8 @@ def test_every_refused_compose_setting_is_named(key, value, says):
 
 def test_compose_needs_compose_v2_and_a_readable_file_with_the_web_service():
     assert any("needs Docker Compose v2" in e and "Debian 12's docker.io" in e for e in compose_errors(compose_v2=False))
+    assert any("2.24.4 or newer" in e and "2.20.2" in e for e in compose_errors(compose_version="2.20.2"))
+    assert compose_errors(compose_version="2.26.1") == compose_errors(compose_version="v2.40.0") == []
     assert compose_errors(compose_readable=False) == ["app_deploy_compose.file (/ci/compose.yml): cannot be read on the controller"]
     assert "is not valid YAML (line 2)" in compose_errors(text="services:\n\tweb: {}\n")[0]
     assert "has no services" in compose_errors(text="volumes: {}\n")[0]
