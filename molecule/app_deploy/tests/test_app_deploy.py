@@ -87,3 +87,34 @@ def test_metrics_follow_the_contract(host):
             f'version="v1"}} 1') in text
     scraped = host.check_output("curl -s http://127.0.0.1:9100/metrics")
     assert 'anvil_deploy_last_run_success{app="shop"} 1' in scraped
+
+
+def test_the_compose_app(host):
+    """shopc, from the user's compose file: refused on Debian 12 (no compose v2), nothing left there;
+    on Debian 13 deployed v1, v2, rolled back to v1 with the registry down."""
+    app_dir = "/var/lib/anvil/apps/shopc"
+    if host.system_info.release.startswith("12"):
+        assert not host.file(app_dir).exists and not host.file("/etc/caddy/sites.d/shopc.caddy").exists
+        assert host.check_output("docker ps -a --filter label=anvil.app=shopc --format '{{.Names}}'") == ""
+        return
+    h = json.loads(host.check_output(f"cat {app_dir}/history.json"))
+    assert [(r["version"], r["status"]) for r in h["releases"]] == [("v1", "retired"), ("v2", "rolled-back"), ("v1", "live")]
+    release = [r for r in h["releases"] if r["id"] == h["live"]][0]
+    color, port = release["color"], 18010 if release["color"] == "blue" else 18011
+    # the release's own files: the compose file, the override, the variables (secret) - root only
+    for name in ("compose.yml", "anvil.yml", "compose-env.json"):
+        assert host.file(f"{app_dir}/releases/{release['id']}/{name}").mode == 0o600
+    assert "#not-a-comment" in host.file(f"{app_dir}/releases/{release['id']}/compose-env.json").content_string
+    assert "not-a-comment" not in host.check_output(f"cat {app_dir}/history.json")
+    # one container per service in the live colour, the web one on loopback only, from the kept image
+    names = host.check_output("docker ps --filter label=anvil.app=shopc --format '{{.Names}}'").split()
+    assert sorted(names) == [f"shopc-web-{color}", f"shopc-worker-{color}"]
+    assert host.check_output(f"docker port shopc-web-{color}").strip() == f"8000/tcp -> 127.0.0.1:{port}"
+    assert host.check_output(f"docker inspect -f '{{{{.Config.Image}}}}' shopc-web-{color}") == \
+        f"anvil-release/shopc:web-r{release['id']}"
+    assert host.check_output(f"docker inspect -f '{{{{.Image}}}}' shopc-web-{color}") == \
+        [s for s in release["services"] if s["name"] == "web"][0]["image_id"]
+    # the shared volume is the role's, not a compose project's
+    labels = json.loads(host.check_output("docker volume inspect -f '{{json .Labels}}' shopc_uploads"))
+    assert labels.get("anvil.app") == "shopc" and "com.docker.compose.project" not in labels
+    assert host.check_output("curl -sk --resolve shopc.anvil.test:443:127.0.0.1 https://shopc.anvil.test/") == "v1"
