@@ -54,6 +54,19 @@ def _health_errors(health: Any) -> list[str]:
     return errors
 
 
+def _environment_errors(where: str, environment: Any) -> list[str]:
+    """NAME: value pairs; only the name is ever shown, never the value."""
+    if not isinstance(environment, Mapping):
+        return [f"{where}: must be a mapping of NAME: value"]
+    errors = []
+    for key, value in environment.items():
+        if not isinstance(key, str) or not _ENV_KEY.match(key):
+            errors.append(f"{where}: {key!r} is not a variable name")
+        elif isinstance(value, (Mapping, list)) or value is None or "\n" in str(value):
+            errors.append(f"{where}.{key}: must be a single-line string or number (the value is not shown)")
+    return errors
+
+
 def _service_errors(index: int, service: Any) -> list[str]:
     where = f"app_deploy_services[{index}]"
     if not isinstance(service, Mapping):
@@ -83,17 +96,7 @@ def _service_errors(index: int, service: Any) -> list[str]:
     command = service.get("command", [])
     if not (isinstance(command, str) or (c.is_list(command) and all(isinstance(a, str) for a in command))):
         errors.append(f"{where_named}.command: must be a string or a list of strings")
-    environment = service.get("environment", {})
-    if not isinstance(environment, Mapping):
-        errors.append(f"{where_named}.environment: must be a mapping of NAME: value")
-    else:
-        for key, value in environment.items():
-            # only the key is ever shown, never the value
-            if not isinstance(key, str) or not _ENV_KEY.match(key):
-                errors.append(f"{where_named}.environment: {key!r} is not a variable name")
-            elif isinstance(value, (Mapping, list)) or value is None or "\n" in str(value):
-                errors.append(f"{where_named}.environment.{key}: must be a single-line string or number "
-                              "(the value is not shown)")
+    errors += _environment_errors(f"{where_named}.environment", service.get("environment", {}))
     volumes = service.get("volumes", [])
     if not c.is_list(volumes):
         errors.append(f"{where_named}.volumes: must be a list of name:/path or /host/path:/path[:ro]")
@@ -230,16 +233,7 @@ def compose_errors(compose: Any, host: Mapping[str, Any]) -> list[str]:
                           "the one that answers HTTP, port: its port inside the container)")
     if compose.get("port"):
         errors += c.PORT.errors("app_deploy_compose.port", compose["port"])
-    environment = compose.get("environment", {})
-    if not isinstance(environment, Mapping):
-        errors.append("app_deploy_compose.environment: must be a mapping of NAME: value")
-    else:
-        for key, value in environment.items():
-            if not isinstance(key, str) or not _ENV_KEY.match(key):
-                errors.append(f"app_deploy_compose.environment: {key!r} is not a variable name")
-            elif isinstance(value, (Mapping, list)) or value is None or "\n" in str(value):
-                errors.append(f"app_deploy_compose.environment.{key}: must be a single-line string or number "
-                              "(the value is not shown)")
+    errors += _environment_errors("app_deploy_compose.environment", compose.get("environment", {}))
     if host.get("compose_v2") is False:
         errors.append("app_deploy_compose needs Docker Compose v2 (docker compose), which this host does not have "
                       "(Debian 12's docker.io ships none): describe the app in app_deploy_services (no compose "
