@@ -188,7 +188,7 @@ def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
         if not isinstance(registry, Mapping) or set(registry) - {"registry", "username", "password"}:
             errors.append("app_deploy_registry: takes registry, username and password")
         else:
-            if not registry.get("registry") or c.HOST_NAMES.test(str(registry["registry"]).split("/")[0]):
+            if not registry.get("registry") or c.HOST_NAMES.test(str(registry["registry"]).split("/", maxsplit=1)[0]):
                 errors.append("app_deploy_registry.registry: needs the registry's host[:port]")
             if not registry.get("username") or not registry.get("password"):
                 errors.append("app_deploy_registry: needs username and password (from vault; never shown)")

@@ -29,8 +29,8 @@ def test_a_valid_app_passes():
     assert errors() == []
     assert errors(app_deploy_migration={"command": "manage.py migrate"},
                   app_deploy_registry={"registry": "registry.example.com:5000", "username": "ci", "password": "x"},
-                  app_deploy_services=[{**WEB, "tag": None, "digest": "sha256:" + "a" * 64, "volumes": ["media:/srv/media",
-                                                                                                      "/etc/shop:/etc/shop:ro"]}]) == []
+                  app_deploy_services=[{**WEB, "tag": None, "digest": "sha256:" + "a" * 64,
+                                        "volumes": ["media:/srv/media", "/etc/shop:/etc/shop:ro"]}]) == []
 
 
 @pytest.mark.parametrize("service, where", [
@@ -72,8 +72,8 @@ def test_health_check_is_required_and_checked():
 def test_secret_values_are_never_in_a_message():
     bad = {**WEB, "environment": {"DATABASE_URL": "postgres://shop:s3cret-value@db/shop\n", "bad key": "s3cret-value"},
            "port": 99999}
-    errs = errors(app_deploy_services=[bad], app_deploy_registry={"registry": "bad host!", "username": "ci",
-                                                                 "password": "s3cret-value"})
+    registry = {"registry": "bad host!", "username": "ci", "password": "s3cret-value"}
+    errs = errors(app_deploy_services=[bad], app_deploy_registry=registry)
     assert len(errs) >= 3
     assert not [e for e in errs if "s3cret" in e], errs
 
