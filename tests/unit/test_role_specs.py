@@ -74,3 +74,28 @@ def test_every_filter_has_its_own_documentation():
                 assert embedded and len(names) == 1, f"{name} ({path.name}) has no documentation of its own"
                 doc = yaml.safe_load(module.DOCUMENTATION)
             assert doc["name"] == name and doc.get("short_description"), name
+
+
+def _apt_tasks(node):
+    """Every task (nested in blocks too) that calls the apt module."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _apt_tasks(item)
+    elif isinstance(node, dict):
+        for key in ("block", "rescue", "always"):
+            yield from _apt_tasks(node.get(key, []))
+        for module in ("ansible.builtin.apt", "apt"):
+            if isinstance(node.get(module), dict):
+                yield node.get("name", "?"), node[module]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_an_apt_cache_age_only_counts_with_package_lists(role):
+    """A fresh image has no package lists but a recent cache time: a fixed cache_valid_time skips the
+    update and the install finds no package. Every apt task that trusts the cache's age takes it from
+    the role's probe of /var/lib/apt/lists (0 when there are none)."""
+    for path in sorted((ROOT / "roles" / role / "tasks").glob("*.yml")):
+        for name, args in _apt_tasks(yaml.safe_load(path.read_text()) or []):
+            if "cache_valid_time" in args:
+                value = str(args["cache_valid_time"])
+                assert "{{" in value and "apt" in value, f"{path.name}: {name}: cache_valid_time {value}"
