@@ -322,3 +322,40 @@ def test_a_role_with_a_bare_use_fails(tmp_path):
     (role / "templates" / "demo.conf.j2").write_text("Port {{ demo_port | int }}\n{% if demo_enabled | bool %}on{% endif %}\n")
     total, bad = scan(tmp_path / "roles", ["demo"], typed)
     assert (total, bad) == (6, [])
+
+
+# The Molecule scenarios that give every int/bool/float option of their role as a string, as
+# `-e key=value` does (converge.yml loads the file on one host, above the scenario's other vars):
+# role -> (scenario, host). app_deploy and postgres_backup give theirs in their own scenarios' runs.
+STRING_SCENARIOS = {
+    "base": ("base", "base-debian13"),
+    "firewall": ("firewall", "firewall-debian12"),
+    "docker": ("docker", "docker-debian12"),
+    "caddy": ("caddy", "caddy-debian13"),
+    "node_exporter": ("node_exporter", "node-exporter-debian12"),
+}
+# ansible's own boolean strings (ansible.module_utils.parsing.convert_bool)
+BOOL_STRINGS = {"true", "false", "yes", "no", "1", "0", "on", "off", "y", "n", "t", "f"}
+
+
+@pytest.mark.parametrize("role", sorted(STRING_SCENARIOS))
+def test_a_scenario_gives_every_typed_option_as_a_string(role):
+    scenario, host = STRING_SCENARIOS[role]
+    directory = ROOT / "molecule" / scenario
+    given = yaml.safe_load((directory / "extra_vars_strings.yml").read_text())
+    spec = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    wanted = {name: option["type"] for name, option in spec["argument_specs"]["main"]["options"].items()
+              if option.get("type") in CONVERSIONS}
+    assert sorted(set(wanted) - set(given)) == [], f"{scenario}: options not given as strings"
+    for name, value in given.items():
+        assert isinstance(value, str), f"{name}: {value!r} is not a string, as -e key=value gives it"
+        kind = wanted.get(name) or TYPED[name]
+        if kind == "bool":
+            assert value.lower() in BOOL_STRINGS, name
+        else:
+            {"int": int, "float": float}[kind](value)
+    # converge.yml loads it, on that host only (the other host keeps the typed values)
+    converge = yaml.safe_load((directory / "converge.yml").read_text())
+    loads = [task for play in converge for task in play.get("tasks", [])
+             if (task.get("ansible.builtin.include_vars") or {}).get("file") == "extra_vars_strings.yml"]
+    assert len(loads) == 1 and loads[0]["when"] == f"inventory_hostname == '{host}'"

@@ -1,4 +1,5 @@
-"""Behaviour of hosts after anvil.hetzner.node_exporter (with anvil.hetzner.firewall), seen from the
+"""Behaviour of hosts after anvil.hetzner.node_exporter (Debian 12 with anvil.hetzner.firewall,
+Debian 13 alone, its int/bool options given as strings on Debian 12), seen from the
 Prometheus container of the scenario (172.30.78.10, the only allowed source), from the other host
 (not allowed) and from the host itself; and what Prometheus makes of them: targets up, the shipped
 rules loaded, an alert driven by a textfile metric firing."""
@@ -138,13 +139,28 @@ def test_tls_host_refuses_plain_http(prometheus):
     assert code.split() == ["200", "0"] and series(body, "node_cpu_seconds_total")
 
 
-def test_firewall_lets_only_prometheus_in(host, name):
+def test_firewall_lets_only_prometheus_in():
+    # Debian 12 runs the firewall role: one tagged rule for the Prometheus source
+    host = RUNNER.get_host("node-exporter-debian12")
     rules = [line for line in host.check_output("ufw status").splitlines() if line.startswith("9100")]
     assert len(rules) == 1 and "172.30.78.10" in rules[0] and "# anvil:" in rules[0], rules
     # the other host of the scenario is not a Prometheus source: UFW drops it (time-out), never 200
-    other = RUNNER.get_host(OTHER[name])
-    code, _body = scrape(other, ADDRESS[name], USER, PASSWORD, scheme=SCHEME[name])
+    other = RUNNER.get_host("node-exporter-debian13")
+    code, _body = scrape(other, ADDRESS["node-exporter-debian12"], USER, PASSWORD, scheme="http")
     assert code.split()[0] == "000" and code.split()[1] == "28", code
+
+
+def test_without_the_firewall_role_it_still_asks_everyone_for_auth():
+    # Debian 13 runs node_exporter alone (its minimal documented setup): no UFW, nothing from the
+    # firewall role; any client of the private network reaches the port, and gets 401 without the
+    # password, 200 with it
+    host = RUNNER.get_host("node-exporter-debian13")
+    assert not host.package("ufw").is_installed
+    other = RUNNER.get_host("node-exporter-debian12")
+    code, _body = scrape(other, ADDRESS["node-exporter-debian13"], scheme="https")
+    assert code.split()[0] == "401", code
+    code, body = scrape(other, ADDRESS["node-exporter-debian13"], USER, PASSWORD, scheme="https")
+    assert code.split()[0] == "200" and series(body, "node_cpu_seconds_total"), code
 
 
 # --- the textfile contract ------------------------------------------------------------------------
@@ -229,7 +245,8 @@ def test_apt_runs_refresh_the_upgrade_metrics(host):
 
 # --- Prometheus ---------------------------------------------------------------------------------
 
-def test_prometheus_scrapes_both_hosts_through_the_firewall(prometheus):
+def test_prometheus_scrapes_both_hosts(prometheus):
+    # Debian 12 through the firewall, Debian 13 without one
     def targets():
         active = api(prometheus, "/api/v1/targets")["data"]["activeTargets"]
         return {t["labels"]["instance"]: t for t in active}
