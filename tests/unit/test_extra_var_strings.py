@@ -342,7 +342,7 @@ BOOL_STRINGS = {"true", "false", "yes", "no", "1", "0", "on", "off", "y", "n", "
 def test_a_scenario_gives_every_typed_option_as_a_string(role):
     scenario, host = STRING_SCENARIOS[role]
     directory = ROOT / "molecule" / scenario
-    given = yaml.safe_load((directory / "extra_vars_strings.yml").read_text())
+    given = yaml.safe_load((directory / "extra-vars.yml").read_text())
     spec = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
     wanted = {name: option["type"] for name, option in spec["argument_specs"]["main"]["options"].items()
               if option.get("type") in CONVERSIONS}
@@ -357,5 +357,5 @@ def test_a_scenario_gives_every_typed_option_as_a_string(role):
     # converge.yml loads it, on that host only (the other host keeps the typed values)
     converge = yaml.safe_load((directory / "converge.yml").read_text())
     loads = [task for play in converge for task in play.get("tasks", [])
-             if (task.get("ansible.builtin.include_vars") or {}).get("file") == "extra_vars_strings.yml"]
+             if (task.get("ansible.builtin.include_vars") or {}).get("file") == "extra-vars.yml"]
     assert len(loads) == 1 and loads[0]["when"] == f"inventory_hostname == '{host}'"
