@@ -73,10 +73,21 @@ options:
     elements: str
     default: []
   users:
-    description: Account names to look up; the ones that do not exist are returned in RV(missing_users).
+    description:
+      - Account names to look up in the passwd and group databases (Python's C(pwd) and C(grp)),
+        returned in RV(users); the ones that do not exist are also listed in RV(missing_users).
     type: list
     elements: str
     default: []
+  listening_ports:
+    description:
+      - Read every listening TCP socket and every unconnected (receiving) UDP socket, with the process
+        that holds it, returned in RV(listening).
+      - Read from C(/proc/net/tcp), C(/proc/net/tcp6), C(/proc/net/udp), C(/proc/net/udp6) and the socket
+        inodes of C(/proc/*/fd); no C(ss) or C(netstat) is needed. Sockets of processes the module may not
+        read (run it with C(become)) are listed in RV(listening) without their process.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - anvil.hetzner.read_only
 notes:
@@ -89,6 +100,13 @@ EXAMPLES = r"""
     paths: [/usr/bin/docker, /var/log/caddy/*.log]
     sshd_ports: true
     calendars: [daily, "Mon *-*-* 04:00"]
+  register: probe
+
+- name: Who listens where, and who the service user is
+  anvil.hetzner.host_probe:
+    listening_ports: true
+    users: [prometheus]
+  become: true
   register: probe
 """
 
@@ -168,6 +186,27 @@ missing_users:
   returned: always
   type: list
   elements: str
+users:
+  description:
+    - For every account of O(users), whether it exists, its uid, its primary gid and the names of every
+      group it belongs to (its primary group and the groups that list it as a member).
+    - C(uid) and C(gid) are null and C(groups) is empty for an account that does not exist.
+  returned: always
+  type: dict
+  sample: {"prometheus": {"exists": true, "uid": 108, "gid": 115, "groups": ["prometheus"]},
+           "nobody-x": {"exists": false, "uid": null, "gid": null, "groups": []}}
+listening:
+  description:
+    - With O(listening_ports), every listening TCP socket and unconnected UDP socket, sorted by port.
+    - C(address) is the local address (C(0.0.0.0) or C(::) for every address); C(pid), C(process) (the
+      kernel's C(comm), at most 15 characters), C(exe) (the executable's path) and C(unit) (the systemd
+      unit whose cgroup holds the process) describe the lowest process id that holds the socket;
+      C(pid) is null and the others empty when no readable process holds it.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"port": 22, "proto": "tcp", "address": "0.0.0.0", "pid": 612, "process": "sshd",
+            "exe": "/usr/sbin/sshd", "unit": "ssh.service"}]
 """
 
 import glob
@@ -175,6 +214,7 @@ import grp
 import hashlib
 import os
 import pwd
+import socket
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
@@ -388,6 +428,123 @@ def missing(names: list[str], lookup) -> list[str]:
     return absent
 
 
+# /proc/net/* socket states (include/net/tcp_states.h): a listening TCP socket, an unconnected UDP one
+TCP_LISTEN = "0A"
+UDP_UNCONNECTED = "07"
+
+
+def proc_address(text: str) -> tuple[str, int]:
+    """``0100007F:1F90`` (/proc/net/tcp: 32-bit words in host byte order, hex port) as ('127.0.0.1', 8080)."""
+    address, _sep, port = text.partition(":")
+    raw = bytes.fromhex(address)
+    # every 32-bit word is written in the host's byte order (little-endian on amd64 and arm64)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)) if socket.htonl(1) != 1 else raw
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, words), int(port, 16)
+
+
+def proc_sockets(proc: str = "/proc") -> list[dict]:
+    """Listening TCP and unconnected UDP sockets of /proc/net/{tcp,tcp6,udp,udp6}, with their inode."""
+    found = []
+    for table, proto, wanted in (("tcp", "tcp", TCP_LISTEN), ("tcp6", "tcp", TCP_LISTEN),
+                                 ("udp", "udp", UDP_UNCONNECTED), ("udp6", "udp", UDP_UNCONNECTED)):
+        try:
+            with open(os.path.join(proc, "net", table), encoding="ascii") as handle:
+                lines = handle.read().splitlines()[1:]
+        except OSError:
+            continue  # no IPv6 on this host, or no such table
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != wanted:
+                continue
+            address, port = proc_address(fields[1])
+            found.append({"port": port, "proto": proto, "address": address, "inode": fields[9]})
+    return found
+
+
+def socket_holders(inodes: set[str], proc: str = "/proc") -> dict[str, int]:
+    """The lowest pid whose open files include each socket inode (processes it may not read are skipped)."""
+    holders: dict[str, int] = {}
+    pids = sorted(int(name) for name in os.listdir(proc) if name.isdigit())
+    for pid in pids:
+        if len(holders) == len(inodes):
+            break
+        fd_dir = os.path.join(proc, str(pid), "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue  # gone, or not ours to read
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                holders.setdefault(target[8:-1], pid)
+    return holders
+
+
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def process_unit(pid: int, proc: str = "/proc") -> str:
+    """The systemd unit (service, socket or scope) whose cgroup holds a process, '' when none."""
+    for line in read_text(os.path.join(proc, str(pid), "cgroup")).splitlines():
+        hierarchy, _sep, path = line.partition(":")[2].partition(":")
+        if hierarchy not in ("", "name=systemd"):
+            continue
+        units = [part for part in path.split("/") if part.endswith((".service", ".socket", ".scope"))]
+        if units:
+            return units[-1]
+    return ""
+
+
+def listening(proc: str = "/proc") -> list[dict]:
+    """Every listening socket with the process that holds it (see RETURN ``listening``)."""
+    sockets = proc_sockets(proc)
+    holders = socket_holders({entry["inode"] for entry in sockets}, proc) if sockets else {}
+    result = []
+    for entry in sockets:
+        pid = holders.get(entry.pop("inode"))
+        if pid is None:
+            entry.update(pid=None, process="", exe="", unit="")
+        else:
+            try:
+                exe = os.readlink(os.path.join(proc, str(pid), "exe"))
+            except OSError:
+                exe = ""
+            entry.update(pid=pid, process=read_text(os.path.join(proc, str(pid), "comm")).strip(), exe=exe,
+                         unit=process_unit(pid, proc))
+        result.append(entry)
+    return sorted(result, key=lambda item: (item["port"], item["proto"], item["address"]))
+
+
+def accounts(names: list[str]) -> dict:
+    """uid, primary gid and every group name of each account (see RETURN ``users``)."""
+    result = {}
+    all_groups = None
+    for name in names:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            result[name] = {"exists": False, "uid": None, "gid": None, "groups": []}
+            continue
+        if all_groups is None:
+            all_groups = grp.getgrall()
+        groups = {group.gr_name for group in all_groups if name in group.gr_mem}
+        try:
+            groups.add(grp.getgrgid(entry.pw_gid).gr_name)
+        except KeyError:
+            groups.add(str(entry.pw_gid))  # a primary gid with no group entry
+        result[name] = {"exists": True, "uid": entry.pw_uid, "gid": entry.pw_gid, "groups": sorted(groups)}
+    return result
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -403,6 +560,7 @@ def main() -> None:
             "groups": {"type": "list", "elements": "str", "default": []},
             "packages": {"type": "list", "elements": "str", "default": []},
             "users": {"type": "list", "elements": "str", "default": []},
+            "listening_ports": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -418,6 +576,8 @@ def main() -> None:
         apt_sources=apt_sources() if params["apt_sources"] else [],
         installed_packages=installed_packages(module, params["packages"]),
         missing_users=missing(params["users"], pwd.getpwnam),
+        users=accounts(params["users"]),
+        listening=listening() if params["listening_ports"] else [],
         files={path: describe(path) for path in params["files"]},
         services=services(module, params["services"]),
         login_defs=login_defs() if params["login_defs"] else {},

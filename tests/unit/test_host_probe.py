@@ -68,3 +68,101 @@ def test_home_paths_and_file_facts(tmp_path):
     assert entry["sha1"] == hashlib.sha1(b"a = 1\n").hexdigest()
     assert describe(str(tmp_path))["isdir"] is True
     assert describe(str(tmp_path / "missing"))["exists"] is False
+
+
+LISTENER = r"""
+import ctypes, socket, sys, time
+ctypes.CDLL(None).prctl(15, b"anvil-probe-t", 0, 0, 0)  # PR_SET_NAME: the kernel's comm of this process
+tcp = socket.socket(); tcp.bind(("127.0.0.1", 0)); tcp.listen()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("127.0.0.1", 0))
+tcp6 = socket.socket(socket.AF_INET6); tcp6.bind(("::1", 0)); tcp6.listen()
+# a connected TCP socket and a connected UDP one: not listening, never reported
+client = socket.create_connection(tcp.getsockname()); accepted = tcp.accept()[0]
+peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); peer.connect(udp.getsockname())
+print(tcp.getsockname()[1], udp.getsockname()[1], tcp6.getsockname()[1], client.getsockname()[1],
+      peer.getsockname()[1], flush=True)
+sys.stdin.read()  # until the test closes stdin
+"""
+
+
+@pytest.fixture()
+def listener():
+    """A process named anvil-probe-t listening on loopback (TCP, UDP, TCP over ::1), with connected sockets."""
+    proc = subprocess.Popen([sys.executable, "-c", LISTENER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        ports = [int(port) for port in proc.stdout.readline().split()]
+        assert len(ports) == 5, "the listener did not start"
+        yield proc.pid, ports
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def test_listening_ports_name_the_process_that_holds_them(listener):
+    pid, (tcp, udp, tcp6, client, peer) = listener
+    result = run({"listening_ports": True})
+    mine = [entry for entry in result["listening"] if entry["pid"] == pid]
+    expected = [{"port": tcp, "proto": "tcp", "address": "127.0.0.1"},
+                {"port": udp, "proto": "udp", "address": "127.0.0.1"},
+                {"port": tcp6, "proto": "tcp", "address": "::1"}]
+    assert sorted(({k: e[k] for k in ("port", "proto", "address")} for e in mine), key=lambda e: e["port"]) == \
+        sorted(expected, key=lambda e: e["port"])
+    for entry in mine:
+        assert entry["process"] == "anvil-probe-t"
+        assert entry["exe"] == os.path.realpath(sys.executable)
+    # the client ends of connections are not listening sockets, whoever holds them
+    ports = {(entry["port"], entry["proto"]) for entry in result["listening"]}
+    assert (client, "tcp") not in ports and (peer, "udp") not in ports
+    assert result["listening"] == sorted(result["listening"], key=lambda e: (e["port"], e["proto"], e["address"]))
+
+
+def test_listening_ports_only_when_asked(listener):
+    assert run({"paths": []})["listening"] == []
+
+
+def test_proc_addresses_decode_both_families():
+    from ansible_collections.anvil.hetzner.plugins.modules.host_probe import proc_address
+    # as /proc/net/tcp and tcp6 print them on a little-endian host
+    assert proc_address("0100007F:0016") == ("127.0.0.1", 22)
+    assert proc_address("00000000:1F90") == ("0.0.0.0", 8080)
+    assert proc_address("00000000000000000000000001000000:01BB") == ("::1", 443)
+    assert proc_address("0000000000000000FFFF00000100007F:0050") == ("::ffff:127.0.0.1", 80)
+
+
+def test_units_from_cgroup_files(tmp_path):
+    from ansible_collections.anvil.hetzner.plugins.modules.host_probe import process_unit
+    for pid, text, unit in ((1, "0::/system.slice/ssh.service\n", "ssh.service"),
+                            (2, "12:memory:/x\n1:name=systemd:/system.slice/docker-ab.scope/system.slice/"
+                                "prometheus-node-exporter.service\n", "prometheus-node-exporter.service"),
+                            (3, "0::/\n", ""), (4, None, "")):
+        (tmp_path / str(pid)).mkdir()
+        if text is not None:
+            (tmp_path / str(pid) / "cgroup").write_text(text)
+        assert process_unit(pid, str(tmp_path)) == unit
+
+
+def test_users_with_their_groups():
+    import grp
+    import pwd
+    result = run({"users": ["root", "nobody", "no-such-user-x"]})
+    assert result["users"]["root"] == {"exists": True, "uid": 0, "gid": 0,
+                                       "groups": sorted({grp.getgrgid(0).gr_name}
+                                                        | {g.gr_name for g in grp.getgrall() if "root" in g.gr_mem})}
+    nobody = pwd.getpwnam("nobody")
+    assert result["users"]["nobody"]["uid"] == nobody.pw_uid
+    assert grp.getgrgid(nobody.pw_gid).gr_name in result["users"]["nobody"]["groups"]
+    assert result["users"]["no-such-user-x"] == {"exists": False, "uid": None, "gid": None, "groups": []}
+    assert result["missing_users"] == ["no-such-user-x"]
+
+
+def test_supplementary_groups_are_read_from_the_group_database(monkeypatch):
+    from ansible_collections.anvil.hetzner.plugins.modules import host_probe
+    import grp
+    import pwd
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: pwd.struct_passwd((name, "x", 1001, 1001, "", "/", "/bin/sh")))
+    monkeypatch.setattr(grp, "getgrall", lambda: [grp.struct_group(("sudo", "x", 27, ["alice"])),
+                                                  grp.struct_group(("docker", "x", 999, ["bob", "alice"])),
+                                                  grp.struct_group(("adm", "x", 4, ["bob"]))])
+    monkeypatch.setattr(grp, "getgrgid", lambda gid: grp.struct_group(("alice", "x", gid, [])))
+    assert host_probe.accounts(["alice"])["alice"]["groups"] == ["alice", "docker", "sudo"]
