@@ -62,8 +62,10 @@ def _environment_errors(where: str, environment: Any) -> list[str]:
     for key, value in environment.items():
         if not isinstance(key, str) or not _ENV_KEY.match(key):
             errors.append(f"{where}: {key!r} is not a variable name")
-        elif isinstance(value, (Mapping, list)) or value is None or "\n" in str(value):
+        elif isinstance(value, (Mapping, list)) or value is None:
             errors.append(f"{where}.{key}: must be a single-line string or number (the value is not shown)")
+        else:
+            errors += c.secret_errors(f"{where}.{key}", value)
     return errors
 
 
@@ -161,7 +163,7 @@ SUBOPTION_BAD: dict[str, tuple[Any, ...]] = {
 
 def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the app_deploy role's input."""
-    v = variables
+    v = c.typed(variables, "app_deploy")
     host = host or {}
     errors: list[str] = c.os_errors(host, "app_deploy") if host.get("distribution") else []
     errors += c.check_options(v, OPTIONS, host)
@@ -192,6 +194,8 @@ def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
                 errors.append("app_deploy_registry.registry: needs the registry's host[:port]")
             if not registry.get("username") or not registry.get("password"):
                 errors.append("app_deploy_registry: needs username and password (from vault; never shown)")
+            else:
+                errors += c.secret_errors("app_deploy_registry.password", registry["password"])
     ports = v.get("app_deploy_ports", {"blue": 18000, "green": 18001})
     if not isinstance(ports, Mapping) or set(ports) != {"blue", "green"}:
         errors.append("app_deploy_ports: needs blue and green")
@@ -204,9 +208,16 @@ def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
         if reserved:
             errors.append(f"app_deploy_ports: {reserved} belong to Caddy (80, 443, and 2019 for its admin endpoint); "
                           "the colours need ports of their own on 127.0.0.1")
-        elif set(ports.values()) & set(host.get("ports_taken", [])):
-            errors.append(f"app_deploy_ports: {sorted(set(ports.values()) & set(host['ports_taken']))} "
-                          "already listened on by something that is not this app")
+        else:
+            # host: listening (host_probe) and own_ports (what this app's containers publish now: the
+            # release that is not live gives its colour back), or the older ports_taken list
+            listening = host.get("listening")
+            if listening is None and "ports_taken" in host:
+                listening = [{"port": c.convert("int", p), "proto": "tcp", "address": "", "process": "another process"}
+                             for p in host.get("ports_taken") or []]
+            errors += c.port_errors({f"app_deploy_ports.{colour}": (ports[colour], "127.0.0.1") for colour in ("blue", "green")},
+                                    listening, (), host.get("ports"),
+                                    own_ports=[c.convert("int", p) for p in host.get("own_ports") or []])
     if v.get("app_deploy_tls", "auto") not in ("auto", "internal"):
         errors.append("app_deploy_tls: must be auto or internal")
     if host.get("caddy_sites_dir") is False:

@@ -84,7 +84,7 @@ OPTIONS: dict[str, c.Check] = {
     "node_exporter_collectors_disabled": c.Check(_collectors, bad=(["nope"],), each=True),
     "node_exporter_textfile_dir": c.Check(_textfile_dir, bad=("", "textfile", "/home/metrics", "/tmp/x")),
     "node_exporter_textfile_group": c.USER_NAME,
-    "node_exporter_user": c.USER_NAME,
+    "node_exporter_user": c.SERVICE_USER,
     "node_exporter_prometheus_sources": c.NETWORKS,
     "node_exporter_tls_cert_file": c.pattern(_OPTIONAL_PATH, "an absolute path (or empty)",
                                              bad=("cert.pem",), empty_ok=True),
@@ -102,6 +102,10 @@ SUBOPTION_BAD = {
                                        [{"username": "prometheus", "password": "long-enough-1"},
                                         {"username": "prometheus", "password": "long-enough-2"}]),
 }
+
+
+# node_exporter's own daemon (its current port is not "taken"): the package's and the tarball's names
+OWN_PROCESSES = ("prometheus-node", "prometheus-node-exporter", "prometheus-node-exporter.service", "node_exporter")
 
 
 def bcrypt_available() -> bool:
@@ -155,13 +159,21 @@ def _readable_by(entry: Mapping[str, Any], user: str) -> bool:
 def node_exporter_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the node_exporter role's input, in the host's light: host has
     distribution/major/version, architecture, addresses (every address of the host), exists
-    (path -> bool) and files (path -> owner, group, mode) for the TLS files."""
-    v = variables
+    (path -> bool) and files (path -> owner, group, mode) for the TLS files, listening (host_probe's
+    listening sockets), users (host_probe's users, with node_exporter_user), deploy_user
+    (base_deploy_user when the play sets it) and ports (port -> who uses it in the other roles'
+    configuration, e.g. {22: 'base_ssh_port (sshd)'})."""
+    v = c.typed(variables, "node_exporter")
     host = host or {}
     errors: list[str] = c.os_errors(host, "node_exporter") if host.get("distribution") else []
     errors += c.check_options(v, OPTIONS, host)
     users = v.get("node_exporter_basic_auth_users") or []
     errors += c.basic_auth_errors("node_exporter_basic_auth_users", users)
+    errors += c.service_user_errors("node_exporter_user", v.get("node_exporter_user", "node-exporter"),
+                                    host.get("users"), host.get("deploy_user"))
+    if "listening" in host or host.get("ports"):
+        errors += c.port_errors({"node_exporter_port": (v.get("node_exporter_port", 9100), node_exporter_listen(v))},
+                                host.get("listening"), OWN_PROCESSES, host.get("ports"))
     cert, key = v.get("node_exporter_tls_cert_file") or "", v.get("node_exporter_tls_key_file") or ""
     if bool(cert) != bool(key):
         errors.append("node_exporter_tls_cert_file, node_exporter_tls_key_file: give both or neither")

@@ -49,16 +49,8 @@ from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
 
 # Names the backup script uses as file names and shell words: no spaces, quotes or slashes.
 _DB = r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}$"
-_AGE = re.compile(r"^(age1[02-9ac-hj-np-z]{58}|ssh-ed25519 [A-Za-z0-9+/]{68}=*( \S+)?)$")
 _TIMESPAN = r"^[0-9]+ ?(us|ms|s|sec|min|m|h|d|w)?( ?[0-9]+ ?(us|ms|s|sec|min|m|h|d|w))*$"
-_HOST_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+=*$")
 _REMOTE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
-
-
-def _recipient(value: Any) -> str | None:
-    if not isinstance(value, str) or not _AGE.match(value):
-        return "is not an age recipient (age1... from age-keygen, or an ssh-ed25519 public key)"
-    return None
 
 
 def _backup_dir(value: Any) -> str | None:
@@ -67,6 +59,18 @@ def _backup_dir(value: Any) -> str | None:
         return reason
     if value in ("/", "/var", "/var/backups", "/root", "/home") or value.startswith(("/tmp", "/var/tmp", "/run", "/proc")):
         return "is not a directory of its own for backups (retention deletes inside it)"
+    return None
+
+
+def _webhook(value: Any) -> str | None:
+    # the URL may carry a token: never repeated
+    if value in ("", None):
+        return None
+    reason = c.secret_reason(value)
+    if reason:
+        return reason
+    if not re.match(r"^https?://[^\s\"'`$\\]+$", value):
+        return "is not an http(s) URL (the value is not shown: it may carry a token)"
     return None
 
 
@@ -86,10 +90,9 @@ OPTIONS: dict[str, c.Check] = {
     "postgres_backup_keep_weekly": c.int_range(0, 1000),
     "postgres_backup_keep_monthly": c.int_range(0, 1000),
     "postgres_backup_keep_last": c.int_range(1, 1000),
-    "postgres_backup_age_recipients": c.nonempty(c.Check(_recipient, bad=(["age1short"], ["AGE-SECRET-KEY-1XYZ"]),
-                                                         each=True)),
-    "postgres_backup_on_failure_webhook": c.pattern(r"^https?://[^\s\"'`$\\]+$", "an http(s) URL", bad=("hooks.example.com",),
-                                                    empty_ok=True),
+    "postgres_backup_age_recipients": c.AGE_RECIPIENTS,
+    "postgres_backup_on_failure_webhook": c.Check(_webhook, bad=("hooks.example.com", "https://hooks.example.com/t0ken\n"),
+                                                  secret=True),
 }
 FREE_FORM: dict[str, str] = {
     "postgres_backup_on_failure_command": "a command of the operator's, run by root in the OnFailure= unit",
@@ -105,8 +108,7 @@ def _remote_errors(remote: Mapping[str, Any]) -> list[str]:
         errors.append("postgres_backup_remote.host: needs the server's name or address")
     if not remote.get("user") or not re.match(c.USER_NAME_RE, str(remote.get("user"))):
         errors.append("postgres_backup_remote.user: needs a user name")
-    if not remote.get("password"):
-        errors.append("postgres_backup_remote.password: needs a password (from vault)")  # never the value
+    errors += c.secret_errors("postgres_backup_remote.password", remote.get("password"), required=True)
     errors += c.PORT.errors("postgres_backup_remote.port", remote.get("port", 5432))
     return errors
 
@@ -121,15 +123,16 @@ def _offsite_errors(offsite: Mapping[str, Any]) -> list[str]:
     path = str(offsite.get("path", "postgres"))
     if not _REMOTE_PATH.match(path) or ".." in path.split("/"):
         errors.append(f"postgres_backup_offsite.path: {path!r} must be a directory path without spaces or ..")
-    if not offsite.get("host_key") or not _HOST_KEY.match(str(offsite.get("host_key"))):
-        errors.append("postgres_backup_offsite.host_key: needs the host's public key line (ssh-ed25519 AAAA...), "
-                      "pinned so that a changed key stops the copy (ssh-keyscan -p 23 <host>, checked once by you)")
+    _keys, reason = c.known_host_keys(offsite.get("host_key"))
+    if reason:
+        errors.append(f"postgres_backup_offsite.host_key: {reason}; give the host's public key lines, pinned so that "
+                      "a changed key stops the copy (ssh-keyscan -p 23 <host> prints them; check them once yourself)")
     return errors
 
 
 def postgres_backup_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the postgres_backup role's input."""
-    v = variables
+    v = c.typed(variables, "postgres_backup")
     host = host or {}
     errors: list[str] = c.os_errors(host, "postgres_backup") if host.get("distribution") else []
     errors += c.check_options(v, OPTIONS, host)

@@ -87,7 +87,7 @@ def test_ports_colours_and_hosts():
     taken = app_deploy_errors({"app_deploy_name": "shop", "app_deploy_services": [WEB], "app_deploy_domains": ["a.example"],
                                "app_deploy_health": {"path": "/h"}, "app_deploy_ports": {"blue": 22, "green": 18001}},
                               host=HOST)
-    assert names(taken) == ["app_deploy_ports"] and "already listened on" in taken[0]
+    assert names(taken) == ["app_deploy_ports.blue"] and "port 22 is already taken" in taken[0]
     assert "anvil.hetzner.caddy has not run on this host (no /etc/caddy/sites.d)" in " ".join(
         app_deploy_errors({"app_deploy_name": "shop", "app_deploy_services": [WEB], "app_deploy_domains": ["a.example"],
                            "app_deploy_health": {"path": "/h"}}, host={**HOST, "caddy_sites_dir": False}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.anvil.hetzner.plugins.filter.base_errors import FilterModule, base_errors
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly alice@laptop"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID3VHxF/Az01zod1MBwV7V3P53WIpstPgZTETc47VKy/ alice@laptop"
 GOOD = {
     "base_deploy_user": "deploy",
     "base_deploy_user_authorized_keys": [KEY],
@@ -33,7 +33,7 @@ def test_good_input():
     [
         ({"base_deploy_user": "root"}, "base_deploy_user: may not be root"),
         ({"base_deploy_user_authorized_keys": []}, "base_deploy_user_authorized_keys: is empty while root or password"),
-        ({"base_deploy_user_authorized_keys": ["nope"]}, "base_deploy_user_authorized_keys[0]: 'nope' is not an OpenSSH"),
+        ({"base_deploy_user_authorized_keys": ["nope"]}, "base_deploy_user_authorized_keys[0]: is not an OpenSSH"),
         ({"base_ssh_allow_users": ["ops"], "base_users": []}, None),
         ({"base_users_absent": ["root"]}, "may not name root"),
         ({"base_users_locked": ["ops"]}, "name accounts the role also creates: ['ops']"),

@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.anvil.hetzner.plugins.filter.postgres_backup_errors import postgres_backup_errors
 
 HOST = {"distribution": "Debian", "major": "12", "version": "12.8", "invalid_calendars": []}
-RECIPIENT = "age1" + "q" * 58
+RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"  # age's README example
 SSH_RECIPIENT = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@laptop"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 BOX = {"host": "u123456.your-storagebox.de", "user": "u123456-sub1", "host_key": HOST_KEY}
@@ -31,7 +31,8 @@ def test_recipients_are_public_keys():
     assert names(postgres_backup_errors({"postgres_backup_age_recipients": []}, host=HOST)) == ["postgres_backup_age_recipients"]
     errs = errors(postgres_backup_age_recipients=["AGE-SECRET-KEY-1QQQQ", "age1short"])
     assert names(errs) == ["postgres_backup_age_recipients[0]", "postgres_backup_age_recipients[1]"]
-    assert "AGE-SECRET-KEY-1QQQQ" in errs[0]  # a secret key pasted by mistake is named, so it can be rotated
+    assert "QQQQ" not in errs[0] and "looks like a private key" in errs[0]  # never echoed
+    assert "age1short" not in errs[1]
 
 
 def test_sources_need_their_settings():
@@ -70,7 +71,8 @@ def test_calendars_the_host_refuses():
 
 
 @pytest.mark.parametrize(("change", "field"), [
-    ({"host_key": None}, "host_key"), ({"host_key": "ssh-ed25519"}, "host_key"), ({"path": "../etc"}, "path"),
+    ({"host_key": None}, "host_key"), ({"host_key": "ssh-ed25519"}, "host_key"),
+    ({"host_key": HOST_KEY[:-4]}, "host_key"), ({"path": "../etc"}, "path"),
     ({"path": "a b"}, "path"), ({"user": ""}, "user"), ({"host": ""}, "host"), ({"port": 0}, "port")])
 def test_offsite_settings(change, field):
     box = {k: v for k, v in {**BOX, **change}.items() if v is not None}
