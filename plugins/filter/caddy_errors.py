@@ -157,12 +157,34 @@ SUBOPTION_BAD = {
 }
 
 
+# Caddy's own daemon holds its ports on a rerun: not "taken"
+OWN_PROCESSES = ("caddy", "caddy.service")
+
+
+def caddy_ports(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The ports Caddy will listen on, by the option that makes it: 80 and 443 for caddy_sites, the
+    admin endpoint's port (on loopback) for caddy_admin."""
+    wanted: dict[str, Any] = {}
+    if variables.get("caddy_sites"):
+        wanted.update({"caddy_sites (HTTP)": 80, "caddy_sites (HTTPS)": 443})
+    admin = str(variables.get("caddy_admin", "localhost:2019"))
+    match = re.match(r"^(localhost|127\.0\.0\.1|\[::1\]):([0-9]{1,5})$", admin)
+    if match:
+        address = {"localhost": "127.0.0.1", "[::1]": "::1"}.get(match.group(1), match.group(1))
+        wanted["caddy_admin"] = (int(match.group(2)), address)
+    return wanted
+
+
 def caddy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = None) -> list[str]:
-    """Every problem with the caddy role's input."""
-    v = variables
+    """Every problem with the caddy role's input. host may carry listening (host_probe's listening
+    sockets) and ports (port -> who uses it in the other roles' configuration): the ports Caddy needs
+    (80 and 443 with sites, the admin endpoint's) must be free or Caddy's own."""
+    v = c.typed(variables, "caddy")
     host = host or {}
     errors: list[str] = c.os_errors(host, "caddy") if host.get("distribution") else []
     errors += c.check_options(v, OPTIONS, host)
+    if "listening" in host or host.get("ports"):
+        errors += c.port_errors(caddy_ports(v), host.get("listening"), OWN_PROCESSES, host.get("ports"))
     seen: dict[str, str] = {}
     names: dict[str, int] = {}
     sites = v.get("caddy_sites") or []

@@ -62,8 +62,9 @@ def _merge(base: Any, over: Any) -> Any:
 
 
 def docker_daemon_config(variables: Mapping[str, Any]) -> dict[str, Any]:
-    """daemon.json as a dict: the role's defaults with docker_daemon_options merged over them."""
-    v = variables
+    """daemon.json as a dict: the role's defaults with docker_daemon_options merged over them (options
+    given as -e strings converted by their spec type: bool("false") would be true)."""
+    v = c.typed(variables, "docker")
     config: dict[str, Any] = {
         "log-driver": v.get("docker_log_driver", "json-file"),
         "live-restore": bool(v.get("docker_live_restore", True)),
@@ -209,7 +210,7 @@ SUBOPTION_BAD = {
 def docker_errors(variables: Mapping[str, Any], distribution: str = "", major: str = "",
                   host: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with the role's input, each message starting with the variable at fault."""
-    v = variables
+    v = c.typed(variables, "docker")
     host = host or {}
     distribution = distribution or str(host.get("distribution", ""))
     major = major or str(host.get("major", ""))
@@ -251,6 +252,8 @@ def docker_errors(variables: Mapping[str, Any], distribution: str = "", major: s
                 if not isinstance(reg.get(key), str) or not reg.get(key):
                     # never print the value: it may be a password
                     errors.append(f"{where}.{key}: must be a non-empty string")
+                elif key == "password":
+                    errors += c.secret_errors(f"{where}.password", reg["password"])
 
     if v.get("docker_install_source") == "distro":
         provides = distro_provides(distribution, major)
@@ -290,7 +293,7 @@ def docker_host_errors(variables: Mapping[str, Any], conflicts: Sequence[str], i
                        running: int, missing_users: Sequence[str]) -> list[str]:
     """What the host's state forbids: replacing an engine while containers run, conflicting
     packages without permission to remove them, docker_users that do not exist."""
-    v = variables
+    v = c.typed(variables, "docker")
     source = v.get("docker_install_source", "official")
     replaced = [p for p in installed if p in conflicts]
     errors = []

@@ -73,12 +73,13 @@ SUBOPTION_BAD = {
 def firewall_errors(variables: Mapping[str, Any], client: str = "", host: Mapping[str, Any] | None = None,
                     node_exporter: Mapping[str, Any] | None = None) -> list[str]:
     host = host or {}
+    variables = c.typed(variables, "firewall")
     errors: list[str] = c.os_errors(host, "firewall") if host.get("distribution") else []
     errors += c.check_options(variables, OPTIONS, host)
     if node_exporter:
         # the node_exporter role's own variables (a cross-role input): checked here too, because
         # the firewall runs before node_exporter in anvil.hetzner.site
-        errors += c.PORT.errors("node_exporter_port", node_exporter.get("port"))
+        errors += c.PORT.errors("node_exporter_port", c.convert("int", node_exporter.get("port")))
         errors += c.NETWORKS.errors("node_exporter_prometheus_sources", node_exporter.get("sources"))
     for index, rule in enumerate(variables.get("firewall_rules") or []):
         where = f"firewall_rules[{index}]"
