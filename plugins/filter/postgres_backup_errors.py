@@ -90,6 +90,9 @@ OPTIONS: dict[str, c.Check] = {
     "postgres_backup_keep_weekly": c.int_range(0, 1000),
     "postgres_backup_keep_monthly": c.int_range(0, 1000),
     "postgres_backup_keep_last": c.int_range(1, 1000),
+    "postgres_backup_network_timeout": c.int_range(5, 3600, "seconds"),
+    "postgres_backup_offsite_timeout": c.int_range(60, 7 * 86400, "seconds"),
+    "postgres_backup_unit_timeout": c.int_range(300, 7 * 86400, "seconds"),
     "postgres_backup_age_recipients": c.AGE_RECIPIENTS,
     "postgres_backup_on_failure_webhook": c.Check(_webhook, bad=("hooks.example.com", "https://hooks.example.com/t0ken\n"),
                                                   secret=True),
@@ -143,6 +146,11 @@ def postgres_backup_errors(variables: Mapping[str, Any], host: Mapping[str, Any]
         errors += _remote_errors(v.get("postgres_backup_remote") or {})
     if v.get("postgres_backup_offsite"):
         errors += _offsite_errors(v["postgres_backup_offsite"])
+    network, offsite, unit = (v.get(f"postgres_backup_{n}_timeout") for n in ("network", "offsite", "unit"))
+    if all(c.is_int(t) for t in (network, offsite, unit)) and not network < offsite <= unit:
+        errors.append(f"postgres_backup_offsite_timeout: {offsite} must lie above postgres_backup_network_timeout "
+                      f"({network}) and not above postgres_backup_unit_timeout ({unit}): a stuck step must fail before "
+                      "the whole offsite command, and that before the unit is stopped")
     return errors
 
 

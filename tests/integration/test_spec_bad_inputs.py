@@ -35,14 +35,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FILTERS = {"base": "base_errors", "firewall": "firewall_errors", "docker": "docker_daemon", "caddy": "caddy_errors",
            "node_exporter": "node_exporter_errors", "postgres_backup": "postgres_backup_errors",
            "app_deploy": "app_deploy_errors"}
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnlyAAAAAAAAAAAAAAAA ci@test"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID3VHxF/Az01zod1MBwV7V3P53WIpstPgZTETc47VKy/ ci@test"  # a real key
+AGE = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"  # age's README example, a real recipient
 # What a role needs besides its defaults to pass on this machine: the base role refuses to close
 # logins without a key; the docker role refuses to replace the running engine (the test machine's
 # own docker.io, which runs the Molecule containers), so it is told to keep that engine.
 BASELINE: dict[str, dict[str, Any]] = {
     "base": {"base_deploy_user_authorized_keys": [KEY]}, "firewall": {}, "caddy": {}, "node_exporter": {},
     # the backups need a recipient, and the controller has no postgres user: a remote server
-    "postgres_backup": {"postgres_backup_age_recipients": ["age1" + "q" * 58], "postgres_backup_source": "remote",
+    "postgres_backup": {"postgres_backup_age_recipients": [AGE], "postgres_backup_source": "remote",
                         "postgres_backup_remote": {"host": "db.internal", "user": "backup", "password": "secret-pw-1"}},
     "docker": {"docker_install_source": "distro", "docker_compose": False, "docker_buildx": False},
     # an app needs a name, a web service, a domain (the controller has neither Docker nor Caddy: those
@@ -50,6 +51,9 @@ BASELINE: dict[str, dict[str, Any]] = {
     "app_deploy": {"app_deploy_name": "shop", "app_deploy_domains": ["shop.example.com"],
                    "app_deploy_services": [{"name": "web", "image": "registry.example.com/shop", "tag": "v1", "port": 8000}]},
 }
+PRIVATE_AGE = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS5PRT8H"
+PRIVATE_SSH = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+               "-----END OPENSSH PRIVATE KEY-----\n")
 FACTS = {"distribution": "Debian", "distribution_major_version": "12", "distribution_version": "12.8",
          "distribution_release": "bookworm", "os_family": "Debian", "architecture": "x86_64",
          "virtualization_role": "guest", "virtualization_type": "docker"}
@@ -68,7 +72,24 @@ COMBINATIONS = [
      "node_exporter_collectors_disabled"),
     ("node_exporter", {"node_exporter_collectors": ["watchdog"]}, "node_exporter_collectors"),
     ("node_exporter", {"node_exporter_tls_cert_file": "/etc/ssl/anvil-missing.pem"}, "node_exporter_tls_key_file"),
+    # issue 20: privileged service users, values checked for real, secrets with a newline, pasted private keys
+    ("node_exporter", {"node_exporter_user": "root"}, "node_exporter_user"),
+    ("node_exporter", {"node_exporter_basic_auth_users": [{"username": "prometheus", "password": "long-enough-1\n"}]},
+     "node_exporter_basic_auth_users[0].password"),
+    ("postgres_backup", {"postgres_backup_age_recipients": [AGE[:20] + ("q" if AGE[20] != "q" else "p") + AGE[21:]]},
+     "postgres_backup_age_recipients[0]"),
+    ("postgres_backup", {"postgres_backup_age_recipients": [PRIVATE_AGE]}, "postgres_backup_age_recipients[0]"),
+    ("postgres_backup", {"postgres_backup_remote": {"host": "db.internal", "user": "backup", "password": "secret-pw-1\n"}},
+     "postgres_backup_remote.password"),
+    ("base", {"base_deploy_user_authorized_keys": [KEY[:-30]]}, "base_deploy_user_authorized_keys[0]"),
+    ("base", {"base_deploy_user_authorized_keys": [PRIVATE_SSH]}, "base_deploy_user_authorized_keys[0]"),
+    ("docker", {"docker_registries": [{"registry": "ghcr.io", "username": "u", "password": "token-1\n"}]},
+     "docker_registries[0].password"),
+    ("caddy", {"caddy_sites": [{"domains": ["example.com"], "upstreams": ["127.0.0.1:8080"],
+                                "basic_auth": [{"username": "ops", "password": "long-enough-1\n"}]}]}, "caddy_sites"),
 ]
+# secrets a refusal must never print (no part longer than 8 characters)
+SECRETS = ("long-enough-1", "secret-pw-1", "token-1-x", PRIVATE_AGE, PRIVATE_SSH)
 
 
 def spec(role: str) -> dict[str, dict[str, Any]]:
@@ -138,7 +159,8 @@ def test_every_option_has_a_refusal(role):
     assert set(module.OPTIONS) <= set(spec(role)), "OPTIONS names an option the spec does not have"
 
 
-def run_role(role: str, hosts: dict[str, dict[str, Any]], tmp_path: Path) -> dict[str, dict[str, Any]]:
+def run_role(role: str, hosts: dict[str, dict[str, Any]], tmp_path: Path,
+             extra_args: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """Run the role on local hosts, only its `always` tasks, in check mode; per host: failed task + message."""
     inventory = {"all": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                                        **BASELINE[role], **v} for h, v in hosts.items()}}}
@@ -152,7 +174,7 @@ def run_role(role: str, hosts: dict[str, dict[str, Any]], tmp_path: Path) -> dic
                PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
     result = subprocess.run(
         ["ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), "--check",
-         "--tags", "anvil-spec-test-runs-only-always-tasks"],
+         "--tags", "anvil-spec-test-runs-only-always-tasks", *extra_args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     report = json.loads(result.stdout)
     outcome = {h: {"failed": False, "task": "", "msg": ""} for h in hosts}
@@ -191,4 +213,66 @@ def test_the_role_refuses_every_derived_bad_value(role, tmp_path):
         result = outcome[f"combo{i}"]
         if not (result["failed"] and REFUSING_TASKS.match(result["task"]) and names(result["msg"], option)):
             problems.append(f"{variables}: not refused naming {option} ({result})")
+        leaked = [s for s in SECRETS if any(s[j:j + 9] in result["msg"] for j in range(len(s) - 8))]
+        if leaked:
+            problems.append(f"{option}: the refusal prints a secret")
     assert not problems, "\n".join(problems)
+
+
+def typed_options(role: str) -> dict[str, dict[str, Any]]:
+    return {n: o for n, o in spec(role).items() if o["type"] in ("int", "bool", "float") and "default" in o
+            and not n.startswith("anvil_")}
+
+
+def another_valid_value(role: str, name: str, option: dict[str, Any]) -> Any:
+    """A value other than the default that the role's filter accepts with the baseline (the default
+    when there is none): the flipped bool, the int one above or below, the float plus a half."""
+    check = getattr(tables(role), f"{role}_errors")
+    base = {**{n: o["default"] for n, o in typed_options(role).items()}, **BASELINE[role]}
+    default = option["default"]
+    candidates = {"bool": [not default], "int": [default + 1, default - 1], "float": [default + 0.5]}[option["type"]]
+    for value in candidates:
+        if not check({**base, name: value}) and not check({**base, name: str(value)}):
+            return value
+    return default
+
+
+def as_extra_var(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@pytest.mark.parametrize("variant", ["default", "another"])
+@pytest.mark.parametrize("role", sorted(FILTERS))
+def test_every_typed_option_given_as_a_command_line_string_passes(role, variant, tmp_path):
+    """-e key=value for every int/bool/float option (strings, as Ansible gives them) passes the checks."""
+    options = typed_options(role)
+    values = {n: o["default"] if variant == "default" else another_valid_value(role, n, o) for n, o in options.items()}
+    # baseline values win (they are what the role needs here), as command-line strings too
+    values.update({n: v for n, v in BASELINE[role].items() if n in options})
+    args: list[str] = []
+    for name, value in values.items():
+        args += ["-e", f"{name}={as_extra_var(value)}"]
+    outcome = run_role(role, {"valid": {k: v for k, v in BASELINE[role].items() if k not in options}}, tmp_path,
+                       tuple(args))
+    assert not outcome["valid"]["failed"], f"{role} refuses its typed options as -e strings: {outcome['valid']}"
+
+
+@pytest.fixture()
+def listener():
+    """A TCP port held on 127.0.0.1 by this test (another daemon, for the role under test)."""
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.parametrize(("role", "option"), [("node_exporter", "node_exporter_port"), ("base", "base_ssh_port"),
+                                              ("app_deploy", "app_deploy_ports")])
+def test_a_port_another_daemon_holds_is_refused(role, option, listener, tmp_path):
+    value: Any = {"blue": listener, "green": 18001} if option == "app_deploy_ports" else listener
+    outcome = run_role(role, {"taken": {option: value}}, tmp_path)["taken"]
+    assert outcome["failed"] and REFUSING_TASKS.match(outcome["task"]), outcome
+    assert names(outcome["msg"], option) or names(outcome["msg"], f"{option}.blue"), outcome["msg"]
+    assert f"port {listener} is already taken" in outcome["msg"], outcome["msg"]

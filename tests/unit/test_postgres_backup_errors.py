@@ -77,3 +77,14 @@ def test_calendars_the_host_refuses():
 def test_offsite_settings(change, field):
     box = {k: v for k, v in {**BOX, **change}.items() if v is not None}
     assert names(errors(postgres_backup_offsite=box)) == [f"postgres_backup_offsite.{field}"]
+
+
+def test_timeouts_are_ranged_and_ordered():
+    ok = {"postgres_backup_network_timeout": 60, "postgres_backup_offsite_timeout": 3600, "postgres_backup_unit_timeout": 21600}
+    assert errors(**ok) == []
+    assert errors(**{k: str(v) for k, v in ok.items()}) == []  # as -e gives them
+    assert names(errors(**{**ok, "postgres_backup_network_timeout": 0})) == ["postgres_backup_network_timeout"]
+    assert names(errors(**{**ok, "postgres_backup_offsite_timeout": 30000})) == ["postgres_backup_offsite_timeout"]
+    assert names(errors(**{**ok, "postgres_backup_network_timeout": 600, "postgres_backup_offsite_timeout": 300})) == \
+        ["postgres_backup_offsite_timeout"]
+    assert names(errors(**{**ok, "postgres_backup_unit_timeout": "six hours"})) == ["postgres_backup_unit_timeout"]
