@@ -276,3 +276,35 @@ def test_a_port_another_daemon_holds_is_refused(role, option, listener, tmp_path
     assert outcome["failed"] and REFUSING_TASKS.match(outcome["task"]), outcome
     assert names(outcome["msg"], option) or names(outcome["msg"], f"{option}.blue"), outcome["msg"]
     assert f"port {listener} is already taken" in outcome["msg"], outcome["msg"]
+
+
+# The issue-20 cases of the scenarios' bad_cases.yml (molecule/<role>/bad_cases.yml) that do not need the
+# test containers' own daemons (sshd on 22: test_a_port_another_daemon_holds_is_refused covers those here).
+SCENARIO_CASES = {
+    "node_exporter": ["root as the service user", "password ending in a newline"],
+    "postgres_backup": ["age recipient with one changed character", "private key pasted as a recipient",
+                        "remote password ending in a newline", "host key cut short"],
+    "base": ["ssh port node_exporter uses", "authorized key cut short", "private key pasted as an authorized key"],
+    "caddy": ["basic-auth password ending in a newline"],
+    "docker": ["registry password ending in a newline"],
+    "app_deploy": ["registry password ending in a newline"],
+}
+
+
+@pytest.mark.parametrize("role", sorted(SCENARIO_CASES))
+def test_the_scenarios_issue_20_cases_are_refused_here_too(role, tmp_path):
+    data = yaml.safe_load((ROOT / "molecule" / role / "bad_cases.yml").read_text())
+    cases = {case["name"]: case for case in data["bad_input_cases"]}
+    missing = [name for name in SCENARIO_CASES[role] if name not in cases]
+    assert not missing, f"molecule/{role}/bad_cases.yml lacks {missing}"
+    chosen = {f"case{i}": cases[name] for i, name in enumerate(SCENARIO_CASES[role])}
+    outcome = run_role(role, {label: case["vars"] for label, case in chosen.items()}, tmp_path)
+    problems = []
+    for label, case in chosen.items():
+        result = outcome[label]
+        if not (result["failed"] and REFUSING_TASKS.match(result["task"]) and case["var"] in result["msg"]):
+            problems.append(f"{case['name']}: not refused naming {case['var']} ({result})")
+        shown = [s for s in case.get("never_shown", []) if s in result["msg"]]
+        if shown:
+            problems.append(f"{case['name']}: the refusal shows {shown}")
+    assert not problems, "\n".join(problems)
