@@ -14,6 +14,12 @@ description:
     recipients (a secret key is refused), the remote connection and the offsite settings (pinned host key,
     a path that stays in the account) - and the combinations (source docker without a container, remote
     without credentials).
+  - Age recipients are decoded (bech32 with its checksum, the C(age) prefix, a 32-byte key; ssh-ed25519 and
+    ssh-rsa recipients parsed as real keys); the host key is read as C(ssh-keyscan -p 23 <host>) prints it
+    (one or several C([host]:port type key), C(host type key) or C(type key) lines, C(#) comment lines), each key
+    parsed; the remote password and the webhook URL follow the one rule for secrets (no control character, no
+    trailing newline). A refused recipient, key, password or URL is never repeated in a message.
+  - Options given as C(-e key=value) strings are read with their spec type first (Ansible's own conversions).
   - Returns a list of messages; an empty list means the input is valid. Passwords are never in a message.
 options:
   _input:
