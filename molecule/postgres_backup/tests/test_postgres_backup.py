@@ -167,4 +167,4 @@ def test_the_units_are_bounded_in_time(host):
     for unit in ("anvil-pg-backup.service", "anvil-pg-drill.service"):
         assert host.check_output(f"systemctl show -p TimeoutStartUSec --value {unit}") == "5min"
     conf = host.file("/etc/anvil/postgres_backup.conf").content_string
-    assert "NETWORK_TIMEOUT=5\n" in conf and "OFFSITE_TIMEOUT=30\n" in conf
+    assert "NETWORK_TIMEOUT=5\n" in conf and "OFFSITE_TIMEOUT=60\n" in conf
