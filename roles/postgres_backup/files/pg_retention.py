@@ -47,7 +47,7 @@ SENT = ".sent"
 SEQ = ".seq"
 
 
-def read_manifest(root, name):
+def read_manifest(root: str, name: str) -> dict | None:
     """The parsed MANIFEST.json of root/name, or None when it is missing or not JSON."""
     try:
         with open(os.path.join(root, name, "MANIFEST.json"), encoding="utf-8") as handle:
@@ -57,7 +57,7 @@ def read_manifest(root, name):
     return manifest if isinstance(manifest, dict) else None
 
 
-def _seq_of(manifest):
+def _seq_of(manifest: dict | None) -> int | None:
     seq = manifest.get("seq") if manifest else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else None
 
@@ -80,7 +80,7 @@ def verified_backups(root):
     return found
 
 
-def read_ledger(root):
+def read_ledger(root: str) -> dict[str, tuple[int, str]]:
     """{name: (seq, sha256 of MANIFEST.json)} as the backup script recorded each backup it made."""
     ledger = {}
     try:
@@ -96,7 +96,7 @@ def read_ledger(root):
     return ledger
 
 
-def read_names(path):
+def read_names(path: str) -> set[str]:
     """Backup names listed one per line in path (the .sent file); missing file: none."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -105,7 +105,7 @@ def read_names(path):
         return set()
 
 
-def highest_seq(root, listings=()):
+def highest_seq(root: str, listings: tuple[str, ...] | list[str] = ()) -> int:
     """The highest sequence number visible: .seq, the ledger, every manifest under root and the listings."""
     seen = [0]
     try:
@@ -127,7 +127,7 @@ def highest_seq(root, listings=()):
     return max(seen)
 
 
-def _sha256(path):
+def _sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -135,7 +135,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def damage(root, name, ledger):
+def damage(root: str, name: str, ledger: dict[str, tuple[int, str]]) -> str | None:
     """Why root/name no longer is the backup that was made, or None when it still is."""
     path = os.path.join(root, name, "MANIFEST.json")
     if not os.path.isfile(path):
@@ -156,7 +156,7 @@ def damage(root, name, ledger):
     return None
 
 
-def upload_plan(root, offsite_names, sent):
+def upload_plan(root: str, offsite_names: set[str], sent: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """(names to upload, oldest first by sequence; [(name, why)] of damaged local backups)."""
     ledger = read_ledger(root)
     uploads, damaged = [], []
