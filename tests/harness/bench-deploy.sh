@@ -7,8 +7,9 @@
 #     once behind a plain `reverse_proxy` (as the runbooks write it) and once behind our site's
 #     settings (lb_try_duration: Caddy retries a refused upstream for up to 5 s);
 #   - the rollback (anvil.hetzner.deploy -e app_deploy_rollback=true) with the registry stopped.
-# Each under the same bounded request loop (tests/harness/request_loop.py: COUNT requests over
-# SPAN seconds through Caddy). Uses the app_deploy Molecule scenario's hosts (converged here, kept
+# Each under the same request loop (tests/harness/request_loop.py: a request every INTERVAL
+# seconds through Caddy, until the step is over: a stop file after it, bounded by MAX_SECONDS; a loop
+# that hit the bound fails the benchmark). Uses the app_deploy Molecule scenario's hosts (converged here, kept
 # afterwards: `molecule destroy -s app_deploy` removes them). Prints counts, times and ratios;
 # asserts nothing about time.
 set -euo pipefail
@@ -20,8 +21,8 @@ ensure_images
 export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 HOST=${HOST:-app-deploy-debian13}
 ROUNDS=${ROUNDS:-2}
-COUNT=${COUNT:-300}
-SPAN=${SPAN:-25}
+INTERVAL=${INTERVAL:-0.08}
+MAX_SECONDS=${MAX_SECONDS:-600}
 
 log "converging the app_deploy scenario (v1 live)"
 molecule converge -s app_deploy > /tmp/anvil-bench-deploy-converge.log 2>&1 || { tail -40 /tmp/anvil-bench-deploy-converge.log; exit 1; }
@@ -33,13 +34,17 @@ deploy() { # extra args...
     >> /tmp/anvil-bench-deploy.log 2>&1
 }
 loop_start() { # name
-  docker exec "$HOST" rm -f "/root/bench-$1.json"
-  docker exec "$HOST" systemd-run --unit "anvil-bench-$1-$RANDOM" python3 /root/request_loop.py shop.anvil.test "$COUNT" "$SPAN" "/root/bench-$1.json" >/dev/null
+  docker exec "$HOST" rm -f "/root/bench-$1.json" "/root/bench-$1.stop"
+  docker exec "$HOST" systemd-run --unit "anvil-bench-$1-$RANDOM" python3 /root/request_loop.py shop.anvil.test \
+    "/root/bench-$1.json" --stop-file "/root/bench-$1.stop" --interval "$INTERVAL" --max-seconds "$MAX_SECONDS" >/dev/null
   sleep 2
 }
-loop_failed() { # name -> "failed total"
-  for _ in $(seq 1 120); do docker exec "$HOST" test -f "/root/bench-$1.json" && break; sleep 1; done
-  docker exec "$HOST" python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["non_2xx"] + s["errors"], s["total"])' "/root/bench-$1.json"
+loop_failed() { # name -> "failed total"; the step is over: the loop stops 1 s later
+  docker exec "$HOST" touch "/root/bench-$1.stop"
+  for _ in $(seq 1 30); do docker exec "$HOST" test -f "/root/bench-$1.json" && break; sleep 1; done
+  docker exec "$HOST" python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))
+if s["timed_out"]: sys.exit("request loop hit its bound before the step ended: " + sys.argv[1])
+print(s["non_2xx"] + s["errors"], s["total"])' "/root/bench-$1.json"
 }
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.1f}')"; }

@@ -1,15 +1,23 @@
-"""A bounded request loop: COUNT GETs of https://NAME/ through 127.0.0.1:443 (the site's TLS name,
-certificate not verified: Caddy's internal CA), spread evenly over SECONDS, then a JSON summary.
-It stops by itself. Used by the app_deploy scenario (a deploy while traffic flows) and by
-tests/harness/bench-deploy.sh.
+"""A request loop that witnesses a deploy: GETs of https://NAME/ through 127.0.0.1:443 (the site's
+TLS name, certificate not verified: Caddy's internal CA), one every INTERVAL seconds, until the
+deploy is over, then a JSON summary in OUT.json. Used by the app_deploy scenario (a deploy while
+traffic flows) and by tests/harness/bench-deploy.sh.
 
-    python3 request_loop.py NAME COUNT SECONDS OUT.json
+    python3 request_loop.py NAME OUT.json --stop-file PATH [--interval 0.05] [--max-seconds 600]
+                                          [--after-stop 1]
+
+It runs until PATH exists (the caller creates it when the deploy process has ended), then AFTER_STOP
+seconds more (the answers after the switch). It does not depend on the machine's speed: a slow deploy
+gets a longer loop. Bounded all the same: at MAX_SECONDS it stops, writes the summary with
+"timed_out": true and exits 1, and the caller's check fails on it loudly.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
+import os
 import socket
 import ssl
 import sys
@@ -30,39 +38,79 @@ class Connection(http.client.HTTPSConnection):
         self.sock = self._ctx.wrap_socket(sock, server_hostname=self._name)
 
 
-def main(name: str, count: int, seconds: float, out: str) -> None:
-    results = []
-    start = time.monotonic()
-    for i in range(count):
-        due = start + seconds * i / count
-        time.sleep(max(0.0, due - time.monotonic()))
-        sent = time.monotonic() - start
-        try:
-            # a new connection per request: each one meets whatever Caddy and the upstream are now
-            conn = Connection(name)
-            conn.request("GET", "/", headers={"Host": name, "Connection": "close"})
-            response = conn.getresponse()
-            body = response.read(200).decode("utf-8", "replace").strip()
-            conn.close()
-            results.append({"t": round(sent, 3), "status": response.status, "body": body})
-        except (OSError, http.client.HTTPException) as err:
-            results.append({"t": round(sent, 3), "status": 0, "body": f"{type(err).__name__}: {err}"})
+def request(name: str) -> tuple[int, str]:
+    try:
+        # a new connection per request: each one meets whatever Caddy and the upstream are now
+        conn = Connection(name)
+        conn.request("GET", "/", headers={"Host": name, "Connection": "close"})
+        response = conn.getresponse()
+        body = response.read(200).decode("utf-8", "replace").strip()
+        conn.close()
+        return response.status, body
+    except (OSError, http.client.HTTPException) as err:
+        return 0, f"{type(err).__name__}: {err}"
+
+
+def summarize(results: list[dict], seconds: float, timed_out: bool, stopped_at: float | None) -> dict:
     versions: list[str] = []
     for r in results:
         if r["status"] == 200 and (not versions or versions[-1] != r["body"]):
             versions.append(r["body"])
-    summary = {
+    return {
         "total": len(results),
         "ok": sum(1 for r in results if 200 <= r["status"] < 300),
         "non_2xx": sum(1 for r in results if r["status"] and not 200 <= r["status"] < 300),
         "errors": sum(1 for r in results if r["status"] == 0),
         "versions_in_order": versions,
-        "seconds": round(time.monotonic() - start, 2),
+        "seconds": round(seconds, 2),
+        "stop_seen_at": stopped_at,
+        "timed_out": timed_out,
         "failures": [r for r in results if not 200 <= r["status"] < 300][:20],
     }
-    with open(out, "w", encoding="utf-8") as handle:
+
+
+def run(name: str, stop_file: str, interval: float, max_seconds: float, after_stop: float) -> dict:
+    results: list[dict] = []
+    start = time.monotonic()
+    stop_seen: float | None = None
+    timed_out = False
+    i = 0
+    while True:
+        now = time.monotonic() - start
+        if stop_seen is None and os.path.exists(stop_file):
+            stop_seen = now
+        if stop_seen is not None and now >= stop_seen + after_stop:
+            break
+        if now >= max_seconds:
+            timed_out = True
+            break
+        status, body = request(name)
+        results.append({"t": round(now, 3), "status": status, "body": body})
+        i += 1
+        time.sleep(max(0.0, start + i * interval - time.monotonic()))
+    return summarize(results, time.monotonic() - start, timed_out,
+                     None if stop_seen is None else round(stop_seen, 3))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("out")
+    parser.add_argument("--stop-file", required=True)
+    parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--after-stop", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    summary = run(args.name, args.stop_file, args.interval, args.max_seconds, args.after_stop)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(summary, handle)
+    os.replace(tmp, args.out)  # the caller waits for OUT: it never sees half a summary
+    if summary["timed_out"]:
+        print(f"request loop: no stop file {args.stop_file} after {args.max_seconds} s", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
+    sys.exit(main(sys.argv[1:]))
