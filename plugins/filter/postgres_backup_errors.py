@@ -68,18 +68,6 @@ def _backup_dir(value: Any) -> str | None:
     return None
 
 
-def _webhook(value: Any) -> str | None:
-    # the URL may carry a token: never repeated
-    if value in ("", None):
-        return None
-    reason = c.secret_reason(value)
-    if reason:
-        return reason
-    if not re.match(r"^https?://[^\s\"'`$\\]+$", value):
-        return "is not an http(s) URL (the value is not shown: it may carry a token)"
-    return None
-
-
 OPTIONS: dict[str, c.Check] = {
     "postgres_backup_container": c.pattern(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$", "a container name or id",
                                            bad=("my container", "-x"), empty_ok=True),
@@ -100,8 +88,7 @@ OPTIONS: dict[str, c.Check] = {
     "postgres_backup_offsite_timeout": c.int_range(60, 7 * 86400, "seconds"),
     "postgres_backup_unit_timeout": c.int_range(300, 7 * 86400, "seconds"),
     "postgres_backup_age_recipients": c.AGE_RECIPIENTS,
-    "postgres_backup_on_failure_webhook": c.Check(_webhook, bad=("hooks.example.com", "https://hooks.example.com/t0ken\n"),
-                                                  secret=True),
+    "postgres_backup_on_failure_webhook": c.WEBHOOK_URL,
 }
 FREE_FORM: dict[str, str] = {
     "postgres_backup_on_failure_command": "a command of the operator's, run by root in the OnFailure= unit",

@@ -336,6 +336,21 @@ def _secret_text(value: Any) -> str | None:
 SECRET = Check(_secret_text, bad=("pass-word-1\n", "pa\tss-word"), secret=True)
 
 
+def _webhook(value: Any) -> str | None:
+    if value in ("", None):
+        return None
+    reason = secret_reason(value)
+    if reason:
+        return reason
+    if not re.match(r"^https?://[^\s\"'`$\\]+$", value):
+        return "is not an http(s) URL (the value is not shown: it may carry a token)"
+    return None
+
+
+# A webhook URL (may carry a token: never repeated), empty for none.
+WEBHOOK_URL = Check(_webhook, bad=("hooks.example.com", "https://hooks.example.com/t0ken\n"), secret=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Values whose validity is computed: age recipients (bech32), SSH public keys, host keys, bcrypt
 # hashes, PEM certificates.

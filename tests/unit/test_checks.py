@@ -453,6 +453,8 @@ def secret_options(value):
         ("app_deploy", {**BASELINE["app_deploy"], "app_deploy_registry": {"registry": "ghcr.io", "username": "u",
                                                                           "password": value}}, "app_deploy_registry.password"),
         ("app_deploy", {**BASELINE["app_deploy"], "app_deploy_services": [web]}, "app_deploy_services[0].environment.TOKEN"),
+        ("app_deploy", {**BASELINE["app_deploy"], "app_deploy_notify_webhook": "https://h.example/" + value},
+         "app_deploy_notify_webhook"),
     ]
 
 
