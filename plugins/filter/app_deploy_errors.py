@@ -143,6 +143,8 @@ OPTIONS: dict[str, c.Check] = {
     "app_deploy_stop_seconds": c.int_range(1, 600, "seconds"),
     "app_deploy_keep_releases": c.int_range(2, 20),
     "app_deploy_notify_webhook": c.WEBHOOK_URL,
+    "app_deploy_lock_timeout_seconds": c.int_range(0, 86400, "seconds"),
+    "app_deploy_lock_lease_seconds": c.int_range(60, 7 * 86400, "seconds"),
     "app_deploy_deployer": c.pattern(r"^[^\n\"\\]{0,200}$", "one line of text", bad=("a\nb", "x" * 201)),
 }
 FREE_FORM: dict[str, str] = {
