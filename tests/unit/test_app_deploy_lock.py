@@ -1,0 +1,86 @@
+"""app_deploy's deploy lock (roles/app_deploy/files/app-deploy-lock), run as the role runs it: a
+background hold, a wait for its outcome, a release; a second hold waits and then names the holder;
+a holder killed or past its lease frees the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCK = str(ROOT / "roles/app_deploy/files/app-deploy-lock")
+
+
+def hold(directory, token, wait=5, lease=60, version="v1"):
+    info = json.dumps({"by": "ci@controller", "user": "ci", "controller": "controller", "controller_pid": "42",
+                       "version": version})
+    return subprocess.Popen([sys.executable, LOCK, "hold", str(directory), token, str(wait), str(lease), info])
+
+
+def wait(directory, token, seconds=10):
+    out = subprocess.run([sys.executable, LOCK, "wait", str(directory), token, str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 10)
+    return out.returncode, json.loads(out.stdout)
+
+
+def release(directory, token):
+    return subprocess.run([sys.executable, LOCK, "release", str(directory), token], timeout=20).returncode
+
+
+def test_one_holder_at_a_time_the_second_waits_then_holds(tmp_path):
+    first = hold(tmp_path, "a")
+    assert wait(tmp_path, "a")[0] == 0
+    second = hold(tmp_path, "b", wait=20, version="v2")
+    time.sleep(1.5)
+    assert not (tmp_path / "b.state").exists()  # still waiting
+    assert release(tmp_path, "a") == 0
+    assert first.wait(10) == 0
+    rc, state = wait(tmp_path, "b")
+    assert rc == 0 and state["holder"]["version"] == "v2" and state["holder"]["pid"] == second.pid
+    assert release(tmp_path, "b") == 0 and second.wait(10) == 0
+    assert sorted(os.listdir(tmp_path)) == ["lock"]
+
+
+def test_a_short_wait_fails_naming_the_holder(tmp_path):
+    first = hold(tmp_path, "a")
+    assert wait(tmp_path, "a")[0] == 0
+    second = hold(tmp_path, "b", wait=1, version="v2")
+    assert second.wait(10) == 1
+    rc, state = wait(tmp_path, "b")
+    assert rc == 1 and state["state"] == "busy"
+    holder = state["holder"]
+    assert holder["version"] == "v1" and holder["by"] == "ci@controller" and holder["controller_pid"] == "42"
+    assert holder["pid"] == first.pid and holder["since"].endswith("Z") and holder["lease_seconds"] == 60
+    assert release(tmp_path, "b") == 0  # a hold that never got the lock: its files go
+    assert release(tmp_path, "a") == 0 and first.wait(10) == 0
+    assert sorted(os.listdir(tmp_path)) == ["lock"]
+
+
+def test_a_killed_holder_frees_the_lock(tmp_path):
+    first = hold(tmp_path, "a")
+    assert wait(tmp_path, "a")[0] == 0
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    second = hold(tmp_path, "b", wait=5)
+    assert wait(tmp_path, "b")[0] == 0
+    assert release(tmp_path, "b") == 0 and second.wait(10) == 0
+
+
+def test_the_lease_bounds_a_run_whose_controller_is_gone(tmp_path):
+    first = hold(tmp_path, "a", lease=2)  # nobody ever releases it
+    assert wait(tmp_path, "a")[0] == 0
+    second = hold(tmp_path, "b", wait=10)
+    started = time.monotonic()
+    assert wait(tmp_path, "b", seconds=15)[0] == 0
+    assert time.monotonic() - started < 6
+    assert first.wait(10) == 0
+    assert release(tmp_path, "b") == 0 and second.wait(10) == 0
+
+
+def test_release_of_an_unknown_token_is_a_no_op(tmp_path):
+    assert release(tmp_path, "nobody") == 0
