@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """What tests/callback_plugins/secret_guard.py saw in one scenario's runs; exits 1 on a leak.
 
-Usage: tests/harness/secret_guard_report.py SCENARIO [DIR]   (DIR: .cache/secret-guard)
+Usage: python3 tests/harness/secret_guard_report.py SCENARIO [DIR]   (DIR: .cache/secret-guard)
 Also fails when the guard saw no run at all (not enabled, wrong directory): a guard that did not
 look cannot say the output was clean.
 """
