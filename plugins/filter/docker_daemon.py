@@ -271,7 +271,7 @@ ENGINE_PACKAGES = {"official": ["docker-ce", "docker-ce-cli"], "distro": ["docke
 def docker_package_names(variables: Mapping[str, Any], distribution: str, major: str) -> list[str]:
     """The apt names to install for docker_install_source, with the engine pinned to docker_version
     ("27.3.1" -> "docker-ce=5:27.3.1*": Docker's own packages carry epoch 5)."""
-    v = variables
+    v = c.typed(variables, "docker")  # -e docker_compose=false is the string "false"
     source = v.get("docker_install_source", "official")
     if source == "official":
         names = ["docker-ce", "docker-ce-cli", "containerd.io"]

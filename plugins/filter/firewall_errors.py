@@ -134,7 +134,7 @@ def firewall_managed_rules(variables: Mapping[str, Any], controller: str = "", s
     """Every rule the role manages, in order: SSH first (the controller's own rule on top), trusted
     networks, Caddy's ports, node_exporter's port from its Prometheus sources only, then
     firewall_rules. Each carries ``id`` (see rule_id)."""
-    v = variables
+    v = c.typed(variables, "firewall")  # -e firewall_ssh_allow_controller=false is the string "false"
     out: list[dict[str, Any]] = []
     ports = sorted({int(p) for p in ssh_ports})
     if v.get("firewall_ssh_allow_controller", True) and controller:
