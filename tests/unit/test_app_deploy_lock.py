@@ -24,12 +24,12 @@ def hold(directory, token, wait=5, lease=60, version="v1"):
 
 def wait(directory, token, seconds=10):
     out = subprocess.run([sys.executable, LOCK, "wait", str(directory), token, str(seconds)],
-                         capture_output=True, text=True, timeout=seconds + 10)
+                         capture_output=True, text=True, timeout=seconds + 10, check=False)
     return out.returncode, json.loads(out.stdout)
 
 
 def release(directory, token):
-    return subprocess.run([sys.executable, LOCK, "release", str(directory), token], timeout=20).returncode
+    return subprocess.run([sys.executable, LOCK, "release", str(directory), token], timeout=20, check=False).returncode
 
 
 def test_one_holder_at_a_time_the_second_waits_then_holds(tmp_path):

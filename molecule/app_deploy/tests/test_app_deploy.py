@@ -85,7 +85,7 @@ def test_metrics_follow_the_contract(host):
         # the role deployed all the same and wrote no metrics anywhere
         assert not host.file("/usr/local/bin/anvil-metric").exists
         assert not host.file("/var/lib/prometheus/node-exporter/deploy_shop.prom").exists
-        assert host.file("/usr/local/lib/anvil/app-deploy-lock").mode == 0o755
+        assert host.file("/usr/local/lib/anvil/app-deploy-lock").mode == 0o644
         return
     text = host.file("/var/lib/prometheus/node-exporter/deploy_shop.prom").content_string
     release = live(host)
