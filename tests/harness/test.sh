@@ -47,17 +47,56 @@ step "unit + packaging: pytest" pytest -q tests
 
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
+  # longest first, so that the lanes end together (times of a fresh-clone run: CONTRIBUTING.md)
+  for s in app_deploy postgres_backup node_exporter firewall docker base caddy; do
+    [ -f "molecule/$s/molecule.yml" ] && scenarios+=("$s")
+  done
   for f in molecule/*/molecule.yml; do
     d=$(dirname "$f")
+    s=$(basename "$d")
     # A scenario still being built carries a WIP file saying why; run it by name to work on it.
-    if [ -f "$d/WIP" ]; then log "skipping molecule scenario $(basename "$d") (work in progress: $(head -1 "$d/WIP"))"; continue; fi
-    scenarios+=("$(basename "$d")")
+    if [ -f "$d/WIP" ]; then log "skipping molecule scenario $s (work in progress: $(head -1 "$d/WIP"))"; continue; fi
+    [[ " ${scenarios[*]} " == *" $s "* ]] || scenarios+=("$s")
   done
+  for i in "${!scenarios[@]}"; do
+    [ -f "molecule/${scenarios[$i]}/WIP" ] && unset 'scenarios[i]'
+  done
+  scenarios=("${scenarios[@]}")
 fi
-for s in "${scenarios[@]}"; do
+
+# Scenarios run in ANVIL_TEST_JOBS lanes at once (default 2: each scenario mostly waits on apt,
+# systemd and the network, so two share 2 cores well). Every scenario has its own containers,
+# Docker network and subnet. A lane's output goes to .cache/logs/<scenario>.log (its end is
+# printed when the scenario fails), so parallel runs never interleave on the screen.
+jobs=${ANVIL_TEST_JOBS:-2}
+logs="$ROOT/.cache/logs"
+mkdir -p "$logs"
+run_scenario() {
+  local s=$1 t0 rc
+  t0=$(date +%s)
   # what the secret guard (tests/callback_plugins/secret_guard.py) records is this run's only
   rm -f "$ROOT/.cache/secret-guard/$s".{runs,leaks}
-  step "molecule: $s" molecule test -s "$s"
+  set +e
+  molecule test -s "$s" >"$logs/$s.log" 2>&1
+  rc=$?
+  set -e
+  echo "$rc $(( $(date +%s) - t0 ))" >"$logs/$s.result"
+}
+for s in "${scenarios[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  log "molecule: $s (log: .cache/logs/$s.log)"
+  rm -f "$logs/$s.result"
+  run_scenario "$s" &
+done
+wait || true
+for s in "${scenarios[@]}"; do
+  read -r rc secs <"$logs/$s.result" 2>/dev/null || { rc=1; secs=0; }
+  names+=("molecule: $s"); times+=("$secs"); results+=("$([ "$rc" -eq 0 ] && echo ok || echo FAILED)")
+  if [ "$rc" -ne 0 ]; then
+    failed=1
+    log "molecule: $s FAILED; the end of its output (all of it: .cache/logs/$s.log):"
+    tail -n 300 "$logs/$s.log"
+  fi
   step "secrets in output: $s" python3 tests/harness/secret_guard_report.py "$s"
 done
 
