@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .server import ApiError, Project, Sandbox
+from .errors import ApiError
+from .server import Project, Sandbox
 from .world import World, build_world, generate_world
 
 __all__ = ["ApiError", "Project", "Sandbox", "World", "build_world", "generate_world", "projects_from_fixture"]

@@ -20,6 +20,9 @@ _VALUE = r"(?:[a-z0-9A-Z](?:[-_.a-z0-9A-Z]{0,61}[a-z0-9A-Z])?)?"
 _SET = re.compile(rf"^\s*({_KEY})\s+(in|notin)\s+\(\s*({_VALUE}(?:\s*,\s*{_VALUE})*)\s*\)\s*$")
 _CMP = re.compile(rf"^\s*({_KEY})\s*(==|!=|=)\s*({_VALUE})\s*$")
 _EXISTS = re.compile(rf"^\s*(!?)\s*({_KEY})\s*$")
+# What a label itself may be (the API refuses other keys and values on writes).
+LABEL_KEY = re.compile(rf"^{_KEY}$")
+LABEL_VALUE = re.compile(rf"^{_VALUE}$")
 
 
 class SelectorError(ValueError):

@@ -41,8 +41,34 @@ SERVER_TYPES: list[dict[str, Any]] = [
      "cpu_type": "dedicated", "architecture": "x86"},
     {"id": 45, "name": "cax21", "description": "CAX21", "cores": 4, "memory": 8.0, "disk": 80,
      "cpu_type": "shared", "architecture": "arm"},
+    # today's catalogue (generated worlds use only the five above, so they stay as they were)
+    {"id": 114, "name": "cx23", "description": "CX23", "cores": 2, "memory": 4.0, "disk": 40,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 115, "name": "cx33", "description": "CX33", "cores": 4, "memory": 8.0, "disk": 80,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 116, "name": "cx43", "description": "CX43", "cores": 8, "memory": 16.0, "disk": 160,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 117, "name": "cx53", "description": "CX53", "cores": 16, "memory": 32.0, "disk": 320,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 120, "name": "cpx12", "description": "CPX12", "cores": 1, "memory": 2.0, "disk": 40,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 121, "name": "cpx22", "description": "CPX22", "cores": 2, "memory": 4.0, "disk": 80,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 122, "name": "cpx32", "description": "CPX32", "cores": 4, "memory": 8.0, "disk": 160,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 123, "name": "cpx42", "description": "CPX42", "cores": 8, "memory": 16.0, "disk": 320,
+     "cpu_type": "shared", "architecture": "x86"},
+    {"id": 44, "name": "cax11", "description": "CAX11", "cores": 2, "memory": 4.0, "disk": 40,
+     "cpu_type": "shared", "architecture": "arm"},
+    {"id": 46, "name": "cax31", "description": "CAX31", "cores": 8, "memory": 16.0, "disk": 160,
+     "cpu_type": "shared", "architecture": "arm"},
+    {"id": 47, "name": "cax41", "description": "CAX41", "cores": 16, "memory": 32.0, "disk": 320,
+     "cpu_type": "shared", "architecture": "arm"},
 ]
+GENERATED_TYPES = SERVER_TYPES[:5]
 
+# One entry per image name for generated worlds; the catalogue (`CATALOGUE_IMAGES`) holds each
+# image once per architecture, with its own ID, as the API lists them.
 IMAGES: list[dict[str, Any]] = [
     {"id": 114690387, "name": "debian-12", "description": "Debian 12", "os_flavor": "debian", "os_version": "12"},
     {"id": 310557660, "name": "debian-13", "description": "Debian 13", "os_flavor": "debian", "os_version": "13"},
@@ -50,6 +76,23 @@ IMAGES: list[dict[str, Any]] = [
      "os_version": "24.04"},
     {"id": 67794396, "name": "ubuntu-22.04", "description": "Ubuntu 22.04", "os_flavor": "ubuntu",
      "os_version": "22.04"},
+]
+ARM_IMAGE_IDS = {"debian-12": 114690389, "debian-13": 310557661, "ubuntu-24.04": 161547270, "ubuntu-22.04": 67794397}
+
+LOAD_BALANCER_TYPES: list[dict[str, Any]] = [
+    {"id": 1, "name": "lb11", "description": "LB11", "max_connections": 10000, "max_services": 5,
+     "max_targets": 25, "max_assigned_certificates": 10},
+    {"id": 2, "name": "lb21", "description": "LB21", "max_connections": 20000, "max_services": 15,
+     "max_targets": 75, "max_assigned_certificates": 25},
+    {"id": 3, "name": "lb31", "description": "LB31", "max_connections": 40000, "max_services": 30,
+     "max_targets": 150, "max_assigned_certificates": 50},
+]
+
+ISOS: list[dict[str, Any]] = [
+    {"id": 11137, "name": "virtio-win-0.1.271.iso", "description": "virtio 0.1.271", "type": "public",
+     "architecture": "x86", "deprecation": None},
+    {"id": 11138, "name": "debian-13.1.0-amd64-netinst.iso", "description": "Debian 13.1 netinst", "type": "public",
+     "architecture": "x86", "deprecation": None},
 ]
 
 _EPOCH = datetime(2025, 1, 6, 9, 0, 0, tzinfo=timezone.utc)
@@ -79,12 +122,18 @@ def server_type_json(st: dict[str, Any]) -> dict[str, Any]:
         "prices": [],
         "category": "regular_purpose",
         "included_traffic": 21990232555520,
+        "locations": [{"id": loc["id"], "name": loc["name"], "deprecation": None, "available": True,
+                       "recommended": loc["name"] == "fsn1"} for loc in LOCATIONS],
     }
 
 
-def image_json(img: dict[str, Any], server_type: dict[str, Any] | None = None) -> dict[str, Any]:
+def image_json(img: dict[str, Any], server_type: dict[str, Any] | None = None,
+               architecture: str | None = None) -> dict[str, Any]:
+    """An image as the API lists it; the arm build of an image has its own ID."""
+    arch = architecture or (server_type or {}).get("architecture", "x86")
     return {
         **img,
+        "id": ARM_IMAGE_IDS[img["name"]] if arch == "arm" else img["id"],
         "type": "system",
         "status": "available",
         "image_size": None,
@@ -97,19 +146,64 @@ def image_json(img: dict[str, Any], server_type: dict[str, Any] | None = None) -
         "deprecated": None,
         "deleted": None,
         "labels": {},
-        "architecture": (server_type or {}).get("architecture", "x86"),
+        "architecture": arch,
     }
+
+
+def catalogue_images() -> list[dict[str, Any]]:
+    return [image_json(img, architecture=arch) for arch in ("x86", "arm") for img in IMAGES]
+
+
+def load_balancer_type_json(lbt: dict[str, Any]) -> dict[str, Any]:
+    return {**lbt, "deprecated": None, "prices": []}
+
+
+def iso_json(iso: dict[str, Any]) -> dict[str, Any]:
+    return dict(iso)
+
+
+# The kinds a client can change; the catalogue kinds (locations, types, images, ISOs) are fixed.
+WRITABLE_KINDS = ("servers", "networks", "ssh_keys", "firewalls", "placement_groups", "volumes", "primary_ips",
+                  "load_balancers")
 
 
 @dataclass
 class World:
-    """Everything one project can list. Servers and networks are full API JSON objects."""
+    """Everything one project can list, as full API JSON objects.
+
+    `actions` holds every action (API JSON); `internal` what a record needs that the API never
+    shows (a server's user_data and key texts, for a rebuild), by kind and ID.
+    """
 
     servers: list[dict[str, Any]] = field(default_factory=list)
     networks: list[dict[str, Any]] = field(default_factory=list)
+    ssh_keys: list[dict[str, Any]] = field(default_factory=list)
+    firewalls: list[dict[str, Any]] = field(default_factory=list)
+    placement_groups: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    primary_ips: list[dict[str, Any]] = field(default_factory=list)
+    load_balancers: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    internal: dict[str, dict[str, Any]] = field(default_factory=dict)
     locations: list[dict[str, Any]] = field(default_factory=lambda: [location_json(x) for x in LOCATIONS])
     server_types: list[dict[str, Any]] = field(default_factory=lambda: [server_type_json(x) for x in SERVER_TYPES])
-    images: list[dict[str, Any]] = field(default_factory=lambda: [image_json(x) for x in IMAGES])
+    images: list[dict[str, Any]] = field(default_factory=catalogue_images)
+    load_balancer_types: list[dict[str, Any]] = field(
+        default_factory=lambda: [load_balancer_type_json(x) for x in LOAD_BALANCER_TYPES])
+    isos: list[dict[str, Any]] = field(default_factory=lambda: [iso_json(x) for x in ISOS])
+
+    def next_id(self) -> int:
+        """A fresh ID, above every ID the world holds (IDs of different kinds never collide)."""
+        counter = self.internal.setdefault("counter", {"last": 0})
+        if not counter["last"]:
+            counter["last"] = max((item["id"] for kind in (*WRITABLE_KINDS, "actions")
+                                   for item in getattr(self, kind)), default=0)
+        counter["last"] += 1
+        return counter["last"]
+
+    def private(self, kind: str, ident: int) -> dict[str, Any]:
+        """The hidden part of one record (created empty)."""
+        return self.internal.setdefault(kind, {}).setdefault(str(ident), {})
 
 
 def network_json(net_id: int, name: str, ip_range: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -193,8 +287,46 @@ def server_json(
     }
 
 
+def primary_ip_json(*, ip_id: int, name: str, ip: str, ip_type: str, location: dict[str, Any],
+                    assignee_id: int | None, auto_delete: bool = True, labels: dict[str, str] | None = None,
+                    dns_ptr: list[dict[str, str]] | None = None, created: str | None = None) -> dict[str, Any]:
+    """A Primary IP as the API returns it today (`location`, no `datacenter`); `ip` is the /64 for ipv6."""
+    return {
+        "id": ip_id,
+        "name": name,
+        "ip": ip,
+        "type": ip_type,
+        "assignee_id": assignee_id,
+        "assignee_type": "server",
+        "auto_delete": auto_delete,
+        "blocked": False,
+        "created": created or _iso(_EPOCH),
+        "dns_ptr": dns_ptr or [],
+        "labels": dict(labels or {}),
+        "location": location,
+        "protection": {"delete": False},
+    }
+
+
+def server_primary_ips(servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Primary IP records that the servers' `public_net` addresses refer to."""
+    records = []
+    for server in servers:
+        for ip_type, key in (("ipv4", "ipv4"), ("ipv6", "ipv6")):
+            address = server["public_net"][key]
+            if address is None:
+                continue
+            ptr = address["dns_ptr"]
+            records.append(primary_ip_json(
+                ip_id=address["id"], name=f"primary_ip-{address['id']}", ip=address["ip"], ip_type=ip_type,
+                location=server["location"], assignee_id=server["id"], created=server["created"],
+                dns_ptr=[{"ip": address["ip"], "dns_ptr": ptr}] if isinstance(ptr, str) else list(ptr)))
+    return records
+
+
 def legacy_datacenter(server: dict[str, Any]) -> dict[str, Any]:
-    """The `datacenter` object the API served before 2026-07-01 (what older clients still need)."""
+    """The `datacenter` object the API served before 2026-07-01 (what older clients still need);
+    `server` is any record with a `location` (servers, Primary IPs)."""
     loc = server["location"]
     return {
         "id": loc["id"],
@@ -242,6 +374,7 @@ def build_world(spec: dict[str, Any], first_id: int = 1) -> World:
             labels=srv.get("labels"),
             created=srv.get("created"),
         ))
+    world.primary_ips = server_primary_ips(world.servers)
     return world
 
 
@@ -278,7 +411,7 @@ def generate_world(servers: int, networks: int = 2, seed: int = 1, prefix: str =
             name=f"{prefix}-{i + 1:05d}",
             status=STATUSES[i % len(STATUSES)],
             location=LOCATIONS[i % len(LOCATIONS)]["name"],
-            server_type=SERVER_TYPES[i % len(SERVER_TYPES)]["name"],
+            server_type=GENERATED_TYPES[i % len(GENERATED_TYPES)]["name"],
             image=None if i % 25 == 24 else IMAGES[i % len(IMAGES)]["name"],
             ipv4=None if (ipv6_only or private_only) else f"198.{18 + (i >> 16) % 2}.{(i >> 8) & 0xff}.{i & 0xff}",
             ipv6=None if private_only else f"2001:db8:{seed:x}:{i:x}::/64",
@@ -286,4 +419,5 @@ def generate_world(servers: int, networks: int = 2, seed: int = 1, prefix: str =
             labels={"role": ROLES[i % len(ROLES)], "env": "prod" if i % 4 else "staging",
                     "team": f"t{i % 7}"},
         ))
+    world.primary_ips = server_primary_ips(world.servers)
     return world
