@@ -60,3 +60,6 @@ ensure_images() {
   "$ROOT/tests/images/build.sh" "$@"
   "$ROOT/tests/images/build-prometheus.sh"
 }
+
+# the provisioning controller (Python >= 3.12, hetzner.hcloud 6): ensure_controller_venv
+. "$ROOT/tests/harness/controller.sh"

@@ -35,6 +35,7 @@ trap summary EXIT
 
 step "setup: docker engine" ensure_engine
 step "setup: virtualenv" ensure_venv
+step "setup: controller virtualenv" ensure_controller_venv
 export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 step "setup: test images" ensure_images
 [ $failed -eq 0 ] || exit 1
