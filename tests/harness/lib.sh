@@ -59,6 +59,8 @@ ensure_images() {
   command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
   "$ROOT/tests/images/build.sh" "$@"
   "$ROOT/tests/images/build-prometheus.sh"
+  # the sandbox's servers (hcloud_sandbox.docker_backend): the Debian images with cloud-init
+  "$ROOT/tests/images/build-server.sh"
 }
 
 # the provisioning controller (Python >= 3.12, hetzner.hcloud 6): ensure_controller_venv

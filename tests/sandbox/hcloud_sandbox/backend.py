@@ -119,6 +119,14 @@ class Backend(Protocol):
     # everything of one project (teardown of a test, a project reset)
     def remove_project(self, project: str) -> None: ...
 
+    # the project's public network, which the API allocates public addresses from (after the
+    # first host / the first /64: the gateway); None when the backend has no network (record)
+    def public_subnet(self, project: str) -> str | None: ...
+    def public_subnet6(self, project: str) -> str | None: ...
+
+    # each load balancer target's health per listen port, as the machines see it ({} when unknown)
+    def load_balancer_status(self, project: str, lb_id: int) -> dict[str, Any]: ...
+
 
 class RecordBackend:
     """Nothing is real: every call succeeds at once."""
@@ -128,6 +136,7 @@ class RecordBackend:
             raise AttributeError(name)
 
         def noop(*args: Any, **kwargs: Any) -> Any:
-            return None  # (server_running: None, "no machine to ask")
+            # None: "no machine to ask" (server_running), "no network" (public_subnet*)
+            return {} if name == "load_balancer_status" else None
 
         return noop

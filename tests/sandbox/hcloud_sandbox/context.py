@@ -26,9 +26,12 @@ if TYPE_CHECKING:
     from .backend import Backend
     from .server import Project
 
-# Public addresses for new servers, load balancers and Primary IPs (documentation ranges that no
-# fixture or generated world uses).
-IPV4_POOLS = ("198.51.100.0/24", "192.0.2.0/24")
+# Public addresses for new servers, load balancers and Primary IPs when the backend has no network
+# of its own (the record backend: addresses that carry no traffic; a documentation range that no
+# fixture or generated world uses). A backend with machines (DockerBackend) says which subnet the
+# project's public network has (`public_subnet`, `public_subnet6`); its first host is the gateway.
+# Never 192.0.2.0/24: on these machines it is the host's own network.
+IPV4_POOLS = ("198.51.100.0/24",)
 IPV6_POOL = "2001:db8:5a00::/40"
 
 SINGULAR = {"servers": "server", "networks": "network", "ssh_keys": "ssh_key", "firewalls": "firewall",
@@ -139,20 +142,31 @@ class Ctx:
         used |= {lb["public_net"]["ipv6"]["ip"] for lb in self.world.load_balancers}
         return used
 
+    def _public_pools(self) -> tuple[list[ipaddress.IPv4Address], Iterator[ipaddress.IPv6Network]]:
+        """The IPv4 hosts and IPv6 /64s this project's public addresses come from: the backend's
+        public network after its gateway (the first host, the first /64), else the record pools."""
+        subnet = self.backend.public_subnet(self.name)
+        subnet6 = self.backend.public_subnet6(self.name)
+        if subnet is None or subnet6 is None:
+            return ([h for pool in IPV4_POOLS for h in ipaddress.ip_network(pool).hosts()],
+                    ipaddress.ip_network(IPV6_POOL).subnets(new_prefix=64))
+        nets6 = ipaddress.ip_network(subnet6).subnets(new_prefix=64)
+        next(nets6)
+        return list(ipaddress.ip_network(subnet).hosts())[1:], nets6
+
     def new_ipv4(self) -> str:
         used = self.used_public()
-        for pool in IPV4_POOLS:
-            for host in ipaddress.ip_network(pool).hosts():
-                if str(host) not in used:
-                    return str(host)
+        for host in self._public_pools()[0]:
+            if str(host) not in used:
+                return str(host)
         raise error("resource_unavailable", "no public IPv4 address left in the sandbox's pools")
 
     def new_ipv6_net(self) -> str:
         used = self.used_public()
-        for net in ipaddress.ip_network(IPV6_POOL).subnets(new_prefix=64):
+        for net in self._public_pools()[1]:
             if str(net) not in used:
                 return str(net)
-        raise error("resource_unavailable", "no IPv6 /64 left")  # 2^24 networks: never in practice
+        raise error("resource_unavailable", "no IPv6 /64 left")
 
     def new_ipv6_addr(self) -> str:
         """A load balancer's single IPv6 address (the ::1 of a fresh /64)."""
