@@ -20,9 +20,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CONDITIONAL_KEYS = ("when", "changed_when", "failed_when", "until", "that")
 SOURCES = sorted(
-    [p for p in (ROOT / "roles").glob("*/tasks/*.yml")]
-    + [p for p in (ROOT / "roles").glob("*/handlers/*.yml")]
-    + [p for p in (ROOT / "playbooks").rglob("*.yml")]
+    list((ROOT / "roles").glob("*/tasks/*.yml"))
+    + list((ROOT / "roles").glob("*/handlers/*.yml"))
+    + list((ROOT / "playbooks").rglob("*.yml"))
     + [p for p in (ROOT / "molecule").rglob("*.yml") if p.name != "molecule.yml"]
 )
 
