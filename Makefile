@@ -1,6 +1,6 @@
 # The two commands of the README. Everything they need (Docker engine, debootstrap, virtualenv,
 # test images) is installed and built by the scripts under tests/harness/ when missing.
-.PHONY: demo test bench bench-roles bench-inventory bench-deploy clean
+.PHONY: demo test bench bench-roles bench-inventory bench-deploy bench-provision clean
 
 demo: ## Run the main job (playbooks/site.yml) on the local default
 	tests/harness/demo.sh
@@ -8,7 +8,7 @@ demo: ## Run the main job (playbooks/site.yml) on the local default
 test: ## Run the full test suite (lint, unit, packaging, every Molecule scenario)
 	tests/harness/test.sh
 
-bench: bench-roles bench-inventory bench-deploy ## Benchmarks (all)
+bench: bench-roles bench-inventory bench-deploy bench-provision ## Benchmarks (all)
 
 bench-roles: ## no-change base+firewall (vs an older revision) and site.yml, beside the ping floor
 	tests/harness/bench-roles.sh
@@ -18,6 +18,9 @@ bench-inventory: ## hcloud inventory: ours vs hetzner.hcloud vs a static file, 1
 
 bench-deploy: ## a deploy under traffic: anvil.hetzner.deploy vs a restart by hand, and the rollback time
 	tests/harness/bench-deploy.sh
+
+bench-provision: ## provision.yml 1 vs 10 servers on the sandbox's machines: ratio, no-change run, create -> SSH, slowest tasks
+	tests/harness/bench-provision.sh
 
 clean:
 	-docker rm -f anvil-demo
