@@ -252,7 +252,7 @@ def report(runs: list[dict[str, Any]], ssh: list[dict[str, float]], sizes: list[
 
     bigs = [r for r in runs if r["servers"] == big]
     if bigs:
-        names = [task for task, _ in bigs[-1]["first"]["tasks"][:top]]
+        names = [entry[0] for entry in bigs[-1]["first"]["tasks"][:top]]
         print(f"\nslowest tasks of the {big}-server first runs (ansible.posix.profile_tasks), seconds per round")
         print(f"{'task':<86} " + " ".join(f"{'r' + str(r['round']):>7}" for r in bigs)
               + f" {small}-srv r1".rjust(10))
@@ -268,7 +268,7 @@ def report(runs: list[dict[str, Any]], ssh: list[dict[str, float]], sizes: list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--project", required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--log-dir", required=True)
