@@ -1,14 +1,14 @@
 # The two commands of the README. Everything they need (Docker engine, debootstrap, virtualenv,
 # test images) is installed and built by the scripts under tests/harness/ when missing.
-.PHONY: demo test bench bench-roles bench-inventory bench-deploy bench-provision clean
+.PHONY: demo test bench bench-roles bench-inventory bench-deploy bench-provision bench-site clean
 
-demo: ## Run the main job (playbooks/site.yml) on the local default
+demo: ## The whole lifecycle on the local Hetzner sandbox: provision, site, the app with its database, a backup, the drill, proof
 	tests/harness/demo.sh
 
-test: ## Run the full test suite (lint, unit, packaging, every Molecule scenario)
+test: ## Run the full test suite (lint, unit, packaging, every Molecule scenario, the end-to-end test)
 	tests/harness/test.sh
 
-bench: bench-roles bench-inventory bench-deploy bench-provision ## Benchmarks (all)
+bench: bench-roles bench-inventory bench-deploy bench-provision bench-site ## Benchmarks (all)
 
 bench-roles: ## no-change base+firewall (vs an older revision) and site.yml, beside the ping floor
 	tests/harness/bench-roles.sh
@@ -22,6 +22,8 @@ bench-deploy: ## a deploy under traffic: anvil.hetzner.deploy vs a restart by ha
 bench-provision: ## provision.yml 1 vs 10 servers on the sandbox's machines: ratio, no-change run, create -> SSH, slowest tasks
 	tests/harness/bench-provision.sh
 
-clean:
-	-docker rm -f anvil-demo
-	rm -rf .cache inventories/sandbox/generated
+bench-site: ## site.yml on 1 vs 10 sandbox servers (first and no-change run), the no-change run beside the ping floor
+	tests/harness/bench-site.sh
+
+clean: ## Tear down what make demo made (teardown.yml) and remove every generated file
+	tests/harness/demo-clean.sh

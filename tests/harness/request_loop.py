@@ -1,5 +1,5 @@
 """A request loop that witnesses a deploy: GETs of https://NAME/ through 127.0.0.1:443 (the site's
-TLS name, certificate not verified: Caddy's internal CA), one every INTERVAL seconds, until the
+TLS name, certificate not verified: Caddy's internal CA; --address for another address), one every INTERVAL seconds, until the
 deploy is over, then a JSON summary in OUT.json. Used by the app_deploy scenario (a deploy while
 traffic flows) and by tests/harness/bench-deploy.sh.
 
@@ -25,23 +25,24 @@ import time
 
 
 class Connection(http.client.HTTPSConnection):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, address: str) -> None:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        super().__init__("127.0.0.1", 443, context=context, timeout=5)
+        super().__init__(address, 443, context=context, timeout=5)
+        self._address = address
         self._name = name
         self._ctx = context
 
     def connect(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", 443), self.timeout)
+        sock = socket.create_connection((self._address, 443), self.timeout)
         self.sock = self._ctx.wrap_socket(sock, server_hostname=self._name)
 
 
-def request(name: str) -> tuple[int, str]:
+def request(name: str, address: str = "127.0.0.1") -> tuple[int, str]:
     try:
         # a new connection per request: each one meets whatever Caddy and the upstream are now
-        conn = Connection(name)
+        conn = Connection(name, address)
         conn.request("GET", "/", headers={"Host": name, "Connection": "close"})
         response = conn.getresponse()
         body = response.read(200).decode("utf-8", "replace").strip()
@@ -69,7 +70,8 @@ def summarize(results: list[dict], seconds: float, timed_out: bool, stopped_at: 
     }
 
 
-def run(name: str, stop_file: str, interval: float, max_seconds: float, after_stop: float) -> dict:
+def run(name: str, stop_file: str, interval: float, max_seconds: float, after_stop: float,
+        address: str = "127.0.0.1") -> dict:
     results: list[dict] = []
     start = time.monotonic()
     stop_seen: float | None = None
@@ -84,7 +86,7 @@ def run(name: str, stop_file: str, interval: float, max_seconds: float, after_st
         if now >= max_seconds:
             timed_out = True
             break
-        status, body = request(name)
+        status, body = request(name, address)
         results.append({"t": round(now, 3), "status": status, "body": body})
         i += 1
         time.sleep(max(0.0, start + i * interval - time.monotonic()))
@@ -100,8 +102,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--after-stop", type=float, default=1.0)
+    parser.add_argument("--address", default="127.0.0.1", help="the address of Caddy's port 443 (default 127.0.0.1)")
     args = parser.parse_args(argv)
-    summary = run(args.name, args.stop_file, args.interval, args.max_seconds, args.after_stop)
+    summary = run(args.name, args.stop_file, args.interval, args.max_seconds, args.after_stop, args.address)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(summary, handle)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The full test suite: lint, Python unit tests, packaging, then every Molecule scenario.
-# Usage: tests/harness/test.sh [scenario ...]   (default: every scenario under molecule/)
+# The full test suite: lint, Python unit tests, packaging, then every Molecule scenario and the
+# end-to-end test (e2e).
+# Usage: tests/harness/test.sh [scenario ...]   (default: e2e and every scenario under molecule/)
 # Prints each step's wall time at the end; exits non-zero when any step failed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -63,6 +64,9 @@ if [ ${#scenarios[@]} -eq 0 ]; then
     [ -f "molecule/${scenarios[$i]}/WIP" ] && unset 'scenarios[i]'
   done
   scenarios=("${scenarios[@]}")
+  # the end-to-end test (tests/harness/e2e.sh: provision, site, deploy under traffic, backup, drill,
+  # teardown on the sandbox's machines) is a lane like a scenario, first: it takes longest
+  scenarios=(e2e "${scenarios[@]}")
 fi
 
 # Scenarios run in ANVIL_TEST_JOBS lanes at once (default 2: each scenario mostly waits on apt,
@@ -78,8 +82,13 @@ run_scenario() {
   # what the secret guard (tests/callback_plugins/secret_guard.py) records is this run's only
   rm -f "$ROOT/.cache/secret-guard/$s".{runs,leaks}
   set +e
-  # hetznercloud: the molecule-hetznercloud driver against the sandbox, with its own venv and sandbox
-  if [ "$s" = hetznercloud ]; then tests/harness/hetznercloud-scenario.sh; else molecule test -s "$s"; fi >"$logs/$s.log" 2>&1
+  # hetznercloud: the molecule-hetznercloud driver against the sandbox, with its own venv and sandbox;
+  # e2e: the end-to-end test
+  case $s in
+    hetznercloud) tests/harness/hetznercloud-scenario.sh ;;
+    e2e) tests/harness/e2e.sh ;;
+    *) molecule test -s "$s" ;;
+  esac >"$logs/$s.log" 2>&1
   rc=$?
   set -e
   echo "$rc $(( $(date +%s) - t0 ))" >"$logs/$s.result"
