@@ -28,6 +28,17 @@ _DOMAIN = re.compile(c.HOST_NAME_RE)
 WAS_LIVE = ("live", "retired", "rolled-back")
 HISTORY_LENGTH = 30
 _COMPOSE_KEYS = {"file", "service", "port", "environment"}
+# Accessories (long-running services next to the app: its database, its cache): one container each,
+# `<app>-<name>`, never part of a release, never published.
+_ACCESSORY_KEYS = {"name", "image", "tag", "digest", "command", "environment", "volumes", "health"}
+_ACCESSORY_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
+# what an accessory's health check gets where its description leaves a key out (seconds)
+ACCESSORY_HEALTH_DEFAULTS = {"interval": 5, "timeout": 5, "retries": 10, "start_period": 0}
+_ACCESSORY_HEALTH_RANGES = {"interval": (1, 3600), "timeout": (1, 3600), "retries": (1, 100), "start_period": (0, 3600)}
+# the container's labels: anvil.accessory=<app> (never anvil.app: the release logic reads those),
+# its name, and one hash per part of its description (a changed part recreates the container)
+ACCESSORY_LABEL = "anvil.accessory"
+ACCESSORY_PARTS = ("image", "command", "environment", "volumes", "health")
 # a compose service key that breaks two releases side by side or the 127.0.0.1-only rule, and why
 _COMPOSE_REFUSED = {
     "ports": "publishes ports itself: Docker's published ports bypass UFW and two releases would ask for the "
@@ -69,6 +80,31 @@ def _environment_errors(where: str, environment: Any) -> list[str]:
     return errors
 
 
+def _image_errors(where: str, item: Mapping[str, Any]) -> list[str]:
+    """image (no tag) and exactly one of tag and digest, of a service or an accessory."""
+    errors = []
+    image = item.get("image")
+    # a colon is allowed in the registry part (host:port), never after the last slash (a tag)
+    if not isinstance(image, str) or not _IMAGE.match(image) or "@" in image or ":" in image.rsplit("/", 1)[-1]:
+        errors.append(f"{where}.image: {image!r} must be an image name without tag or digest "
+                      "(registry.example.com/team/app); the tag or digest goes in tag or digest")
+    has_tag, has_digest = bool(item.get("tag")), bool(item.get("digest"))
+    if has_tag == has_digest:
+        errors.append(f"{where}: needs exactly one of tag or digest")
+    if has_tag and (not isinstance(item["tag"], str) or not _TAG.match(item["tag"])):
+        errors.append(f"{where}.tag: {item['tag']!r} is not a Docker tag")
+    if has_digest and (not isinstance(item["digest"], str) or not _DIGEST.match(item["digest"])):
+        errors.append(f"{where}.digest: must be sha256: and 64 hex digits")
+    return errors
+
+
+def _volumes_errors(where: str, volumes: Any) -> list[str]:
+    if not c.is_list(volumes):
+        return [f"{where}.volumes: must be a list of name:/path or /host/path:/path[:ro]"]
+    return [f"{where}.volumes[{number}]: {volume!r} must be name:/path or /host/path:/path[:ro]"
+            for number, volume in enumerate(volumes) if not isinstance(volume, str) or not _VOLUME.match(volume)]
+
+
 def _service_errors(index: int, service: Any) -> list[str]:
     where = f"app_deploy_services[{index}]"
     if not isinstance(service, Mapping):
@@ -83,29 +119,12 @@ def _service_errors(index: int, service: Any) -> list[str]:
     unknown = sorted(str(k) for k in set(service) - _SERVICE_KEYS)
     if unknown:
         errors.append(f"{where_named}: unknown keys {unknown} (allowed: {', '.join(sorted(_SERVICE_KEYS))})")
-    image = service.get("image")
-    # a colon is allowed in the registry part (host:port), never after the last slash (a tag)
-    if not isinstance(image, str) or not _IMAGE.match(image) or "@" in image or ":" in image.rsplit("/", 1)[-1]:
-        errors.append(f"{where_named}.image: {image!r} must be an image name without tag or digest "
-                      "(registry.example.com/team/app); the tag or digest goes in tag or digest")
-    has_tag, has_digest = bool(service.get("tag")), bool(service.get("digest"))
-    if has_tag == has_digest:
-        errors.append(f"{where_named}: needs exactly one of tag or digest")
-    if has_tag and (not isinstance(service["tag"], str) or not _TAG.match(service["tag"])):
-        errors.append(f"{where_named}.tag: {service['tag']!r} is not a Docker tag")
-    if has_digest and (not isinstance(service["digest"], str) or not _DIGEST.match(service["digest"])):
-        errors.append(f"{where_named}.digest: must be sha256: and 64 hex digits")
+    errors += _image_errors(where_named, service)
     command = service.get("command", [])
     if not (isinstance(command, str) or (c.is_list(command) and all(isinstance(a, str) for a in command))):
         errors.append(f"{where_named}.command: must be a string or a list of strings")
     errors += _environment_errors(f"{where_named}.environment", service.get("environment", {}))
-    volumes = service.get("volumes", [])
-    if not c.is_list(volumes):
-        errors.append(f"{where_named}.volumes: must be a list of name:/path or /host/path:/path[:ro]")
-    else:
-        for number, volume in enumerate(volumes):
-            if not isinstance(volume, str) or not _VOLUME.match(volume):
-                errors.append(f"{where_named}.volumes[{number}]: {volume!r} must be name:/path or /host/path:/path[:ro]")
+    errors += _volumes_errors(where_named, service.get("volumes", []))
     if "port" in service:
         errors += c.PORT.errors(f"{where_named}.port", service["port"])
     return errors
@@ -126,6 +145,84 @@ def _services_errors(services: Any) -> list[str]:
     if len(web) != 1:
         errors.append(f"app_deploy_services: exactly one service needs a port (the one Caddy sends traffic to), "
                       f"found {len(web)}")
+    return errors
+
+
+def _accessory_health_errors(where: str, health: Any) -> list[str]:
+    if not isinstance(health, Mapping):
+        return [f"{where}: must be a mapping with test (and interval, timeout, retries, start_period in seconds)"]
+    errors = []
+    unknown = sorted(str(k) for k in set(health) - {"test", *ACCESSORY_HEALTH_DEFAULTS})
+    if unknown:
+        errors.append(f"{where}: unknown keys {unknown} (test, interval, timeout, retries, start_period)")
+    test = health.get("test")
+    if isinstance(test, str):
+        if not test.strip() or "\n" in test:
+            errors.append(f"{where}.test: must be a one-line shell command (or a list: [CMD, ...] / [CMD-SHELL, ...])")
+    elif not (c.is_list(test) and len(test) >= 2 and all(isinstance(a, str) for a in test)
+              and test[0] in ("CMD", "CMD-SHELL")):
+        errors.append(f"{where}.test: needs a command: a string (run by the container's shell) or a list "
+                      "[CMD, program, arg...] / [CMD-SHELL, command]")
+    for key, (low, high) in _ACCESSORY_HEALTH_RANGES.items():
+        if key in health:
+            value = c.convert("int", health[key])
+            if not c.is_int(value) or not low <= value <= high:
+                errors.append(f"{where}.{key}: must be a whole number of seconds from {low} to {high}")
+    return errors
+
+
+def _accessory_errors(index: int, accessory: Any, app: Any, service_names: list[str]) -> list[str]:
+    where = f"app_deploy_accessories[{index}]"
+    if not isinstance(accessory, Mapping):
+        return [f"{where}: must be a mapping with name, image and tag or digest"]
+    errors = []
+    name = accessory.get("name")
+    if not isinstance(name, str) or not _ACCESSORY_NAME.match(name):
+        errors.append(f"{where}.name: {name!r} must be a short lower-case name (a-z 0-9 -, up to 30 characters, "
+                      "no - at either end)")
+        where_named = where
+    else:
+        where_named = f"{where} ({name})"
+        container = f"{app}-{name}"
+        if name in service_names:
+            errors.append(f"{where_named}.name: {name!r} is also a service of the app: the release containers "
+                          "reach the accessory by its name, give it one of its own")
+        colour = re.match(r"^(.*)-(blue|green)$", name)
+        if colour:
+            errors.append(f"{where_named}.name: the container {container} would be named like a release container "
+                          f"(<app>-<service>-<blue|green>{', of the service ' + repr(colour.group(1)) if colour.group(1) in service_names else ''}): "
+                          "pick a name that does not end in -blue or -green")
+        if re.match(r"^migrate-[0-9]+$", name):
+            errors.append(f"{where_named}.name: {container} is how the migration containers are named "
+                          "(<app>-migrate-<release>): pick another name")
+    if "ports" in accessory:
+        errors.append(f"{where_named}.ports: an accessory is never published (Docker's published ports bypass "
+                      "UFW): the release containers reach it on the app's network as <name>:<port>; from the "
+                      "host use docker exec. Remove ports")
+    unknown = sorted(str(k) for k in set(accessory) - _ACCESSORY_KEYS - {"ports"})
+    if unknown:
+        errors.append(f"{where_named}: unknown keys {unknown} (allowed: {', '.join(sorted(_ACCESSORY_KEYS))})")
+    errors += _image_errors(where_named, accessory)
+    command = accessory.get("command", [])
+    if not (isinstance(command, str) or (c.is_list(command) and all(isinstance(a, str) for a in command))):
+        errors.append(f"{where_named}.command: must be a string or a list of strings")
+    errors += _environment_errors(f"{where_named}.environment", accessory.get("environment", {}))
+    errors += _volumes_errors(where_named, accessory.get("volumes", []))
+    if "health" in accessory:
+        errors += _accessory_health_errors(f"{where_named}.health", accessory["health"])
+    return errors
+
+
+def _accessories_errors(accessories: Any, app: Any, service_names: list[str]) -> list[str]:
+    if not c.is_list(accessories):
+        return ["app_deploy_accessories: must be a list of accessories (name, image, tag or digest, ...)"]
+    errors = []
+    for index, accessory in enumerate(accessories):
+        errors += _accessory_errors(index, accessory, app, service_names)
+    names = [a.get("name") for a in accessories if isinstance(a, Mapping)]
+    doubles = sorted({n for n in names if names.count(n) > 1 and isinstance(n, str)})
+    if doubles:
+        errors.append(f"app_deploy_accessories: names used twice: {doubles}")
     return errors
 
 
@@ -154,11 +251,16 @@ FREE_FORM: dict[str, str] = {
     "app_deploy_migration": "service and command checked below",
     "app_deploy_registry": "registry, username, password checked below (the password is never shown)",
     "app_deploy_ports": "blue and green checked below",
+    "app_deploy_accessories": "checked key by key below (names and their containers' names, images, tags, digests, "
+                              "environment names, volumes, health check; ports refused)",
 }
 SUBOPTION_BAD: dict[str, tuple[Any, ...]] = {
     "app_deploy_services": ([{"name": "web", "image": "x", "tag": "1", "port": 70000}],
                             [{"name": "web", "image": "Shop/Web:v1", "tag": "1", "port": 80}],
                             [{"name": "web", "image": "x", "port": 80}]),
+    "app_deploy_accessories": ([{"name": "db", "image": "postgres", "tag": "16", "ports": ["5432:5432"]}],
+                               [{"name": "Db", "image": "postgres", "tag": "16"}],
+                               [{"name": "db", "image": "postgres"}]),
 }
 
 
@@ -180,6 +282,7 @@ def app_deploy_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
         errors += _services_errors(services)
     errors += _health_errors(v.get("app_deploy_health"))
     names = [s.get("name") for s in services if isinstance(s, Mapping)] if c.is_list(services) else []
+    errors += _accessories_errors(v.get("app_deploy_accessories", []), v.get("app_deploy_name"), names)
     migration = v.get("app_deploy_migration") or {}
     if migration:
         if not isinstance(migration, Mapping) or set(migration) - {"service", "command"} or not migration.get("command"):
@@ -426,13 +529,119 @@ def app_deploy_compose_services(config: Any, compose: Mapping[str, Any], text: s
         definition = {k: v for k, v in service.items() if k != "image"}
         entry["config_sha"] = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
         entry["restart"] = service.get("restart")
+        # the networks the service is on (the override adds the accessories' one to them), none with
+        # a network_mode (which takes no networks)
+        networks = service.get("networks") or ["default"]
+        entry["networks"] = None if service.get("network_mode") else sorted(map(str, networks))
         services.append(entry)
     return services
 
 
-def app_deploy_redact(text: str, secrets: Any) -> str:
-    """``text`` with every value of the mapping ``secrets`` replaced by ***."""
-    for value in sorted((str(v) for v in (secrets or {}).values() if str(v)), key=len, reverse=True):
+def _short_sha(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def accessory_volumes(app: str, accessory: Mapping[str, Any]) -> list[str]:
+    """The accessory's volumes as Docker gets them: a named volume ``data:/path`` is the app's
+    ``<app>-<accessory>-data``; a host path stays as it is."""
+    out = []
+    for volume in accessory.get("volumes") or []:
+        source, rest = volume.split(":", 1)
+        out.append(volume if source.startswith("/") else f"{app}-{accessory['name']}-{source}:{rest}")
+    return out
+
+
+def accessory_health(accessory: Mapping[str, Any]) -> dict | None:
+    """The accessory's health check with the role's defaults, in whole seconds (None without one)."""
+    if not accessory.get("health"):
+        return None
+    health = {**ACCESSORY_HEALTH_DEFAULTS, **accessory["health"]}
+    return {"test": health["test"], **{k: int(c.convert("int", health[k])) for k in ACCESSORY_HEALTH_DEFAULTS}}
+
+
+def _accessory_parts(app: str, accessory: Mapping[str, Any]) -> dict[str, Any]:
+    """Every part of an accessory's description that, changed, recreates its container."""
+    image = accessory["image"] + (f"@{accessory['digest']}" if accessory.get("digest") else f":{accessory['tag']}")
+    return {"image": image, "command": accessory.get("command") or None,
+            "environment": {str(k): str(v) for k, v in (accessory.get("environment") or {}).items()},
+            "volumes": accessory_volumes(app, accessory), "health": accessory_health(accessory)}
+
+
+def _container_name(container: Mapping[str, Any]) -> str:
+    names = container.get("Names") or [""]
+    return str(names[0]).lstrip("/")
+
+
+def app_deploy_accessories_plan(accessories: list[Mapping[str, Any]], app: str,
+                                containers: list[Mapping[str, Any]] | None = None) -> dict:
+    """What a run does with each accessory. ``containers``: Docker's list of the containers whose
+    name starts with ``<app>-`` (docker_host_info, verbose: Names, State, Status, Labels, Mounts).
+
+    Per accessory (never its environment, command or health test: they may hold secrets):
+    ``action`` ``create`` (no container yet), ``recreate`` (a part of its description changed:
+    image, command, environment, volumes, health), ``start`` (there and unchanged, not running) or
+    ``keep``; ``reason``; ``labels`` (anvil.accessory=<app>, its name, image, one hash per part);
+    ``volumes`` as Docker gets them, ``named_volumes``; ``wait``/``wait_seconds``: whether and how
+    long the run waits for Docker to report it healthy (start_period + retries x interval).
+    ``remove``: this app's accessory containers no longer described (their volumes are kept).
+    ``refused``: described accessories whose container name another container already has."""
+    by_name = {_container_name(ct): ct for ct in containers or []}
+    wanted, refused = [], []
+    for accessory in accessories or []:
+        name = accessory["name"]
+        container = f"{app}-{name}"
+        parts = _accessory_parts(app, accessory)
+        labels = {ACCESSORY_LABEL: app, f"{ACCESSORY_LABEL}.name": name, f"{ACCESSORY_LABEL}.image": parts["image"],
+                  **{f"{ACCESSORY_LABEL}.sha.{part}": _short_sha(parts[part]) for part in ACCESSORY_PARTS}}
+        existing = by_name.get(container)
+        existing_labels = (existing or {}).get("Labels") or {}
+        if existing is not None and existing_labels.get(ACCESSORY_LABEL) != app:
+            refused.append(f"app_deploy_accessories ({name}): a container {container} exists that app_deploy did not "
+                           f"make for the accessory {name} of {app}: rename or remove it, or give the accessory "
+                           "another name")
+            continue
+        if existing is None:
+            action, reason = "create", "not there yet"
+        else:
+            changed = [part for part in ACCESSORY_PARTS
+                       if existing_labels.get(f"{ACCESSORY_LABEL}.sha.{part}") != labels[f"{ACCESSORY_LABEL}.sha.{part}"]]
+            state = str(existing.get("State", ""))
+            if changed:
+                action = "recreate"
+                old_image = existing_labels.get(f"{ACCESSORY_LABEL}.image", "?")
+                what = [f"image changed ({old_image} -> {parts['image']})" if part == "image" else part
+                        for part in changed]
+                reason = "its " + ", ".join(what) + (" changed" if changed != ["image"] else "")
+            elif state != "running":
+                action, reason = "start", f"unchanged, {state or 'not running'}: started again"
+            else:
+                action, reason = "keep", "running, unchanged"
+        health = parts["health"]
+        healthy = existing is not None and "(healthy)" in str(existing.get("Status", ""))
+        wanted.append({
+            "name": name, "container": container, "action": action, "reason": reason, "image": parts["image"],
+            "volumes": parts["volumes"], "labels": labels,
+            "named_volumes": [v.split(":", 1)[0] for v in parts["volumes"] if not v.startswith("/")],
+            # the health check's timing (its test may hold a secret: the tasks take it from the description)
+            "health_timing": {k: v for k, v in health.items() if k != "test"} if health else None,
+            "wait": bool(health) and (action != "keep" or not healthy),
+            "wait_seconds": (health["start_period"] + health["retries"] * health["interval"]) if health else 0})
+    described = {a["name"] for a in accessories or []}
+    remove = [{"name": (ct.get("Labels") or {}).get(f"{ACCESSORY_LABEL}.name", ""), "container": _container_name(ct),
+               "volumes": sorted(str(m.get("Name")) for m in ct.get("Mounts") or []
+                                 if m.get("Type") == "volume" and m.get("Name"))}
+              for ct in containers or []
+              if (ct.get("Labels") or {}).get(ACCESSORY_LABEL) == app
+              and (ct.get("Labels") or {}).get(f"{ACCESSORY_LABEL}.name") not in described]
+    return {"accessories": wanted, "remove": sorted(remove, key=lambda r: r["container"]), "refused": refused}
+
+
+def app_deploy_redact(text: str, secrets: Any, min_length: int = 1) -> str:
+    """``text`` with every value of the mapping ``secrets`` (or of each mapping of a list, e.g. the
+    accessories' environments) of at least ``min_length`` characters replaced by ***."""
+    mappings = secrets if isinstance(secrets, (list, tuple)) else [secrets]
+    values = (str(v) for mapping in mappings for v in (mapping or {}).values())
+    for value in sorted((v for v in values if v and len(v) >= min_length), key=len, reverse=True):
         text = text.replace(value, "***")
     return text
 
@@ -480,4 +689,4 @@ class FilterModule:
         return {"app_deploy_errors": app_deploy_errors, "app_deploy_plan": app_deploy_plan,
                 "app_deploy_record": app_deploy_record, "app_deploy_log_tail": app_deploy_log_tail,
                 "app_deploy_compose_services": app_deploy_compose_services, "app_deploy_redact": app_deploy_redact,
-                "app_deploy_metrics": app_deploy_metrics}
+                "app_deploy_metrics": app_deploy_metrics, "app_deploy_accessories_plan": app_deploy_accessories_plan}

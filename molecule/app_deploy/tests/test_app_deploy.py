@@ -1,10 +1,12 @@
 """Hosts after the app_deploy scenario (v1 deployed, v2 under traffic, v3 and v4 refused, rolled
-back to v1 with the registry down): what serves, what is kept, what is recorded, what is exposed."""
+back to v1 with the registry down): what serves, what is kept, what is recorded, what is exposed;
+the accessory kv beside the releases (reached by its alias, never published, its data kept)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import testinfra.utils.ansible_runner
 
@@ -103,6 +105,7 @@ def test_the_compose_app(host):
     if host.system_info.release.startswith("12"):
         assert not host.file(app_dir).exists and not host.file("/etc/caddy/sites.d/shopc.caddy").exists
         assert host.check_output("docker ps -a --filter label=anvil.app=shopc --format '{{.Names}}'") == ""
+        assert host.check_output("docker ps -a --filter name=shopc --format '{{.Names}}'") == ""
         return
     h = json.loads(host.check_output(f"cat {app_dir}/history.json"))
     assert [(r["version"], r["status"]) for r in h["releases"]] == [("v1", "retired"), ("v2", "rolled-back"), ("v1", "live")]
@@ -125,6 +128,71 @@ def test_the_compose_app(host):
     labels = json.loads(host.check_output("docker volume inspect -f '{{json .Labels}}' shopc_uploads"))
     assert labels.get("anvil.app") == "shopc" and "com.docker.compose.project" not in labels
     assert host.check_output("curl -sk --resolve shopc.anvil.test:443:127.0.0.1 https://shopc.anvil.test/") == "v1"
+    # the compose release's services joined the app's network, where the accessory shopc-kv is
+    for service in ("web", "worker"):
+        networks = inspect(host, f"shopc-{service}-{color}")["NetworkSettings"]["Networks"]
+        assert set(networks) == {f"shopc-{color}_default", "anvil-shopc"}, networks
+    kv = inspect(host, "shopc-kv")
+    assert kv["State"]["Health"]["Status"] == "healthy" and not kv["HostConfig"]["PortBindings"]
+    assert "kv" in kv["NetworkSettings"]["Networks"]["anvil-shopc"]["Aliases"]
+
+
+def inspect(host, name: str) -> dict:
+    return json.loads(host.check_output(f"docker inspect {name}"))[0]
+
+
+def test_the_accessory_runs_on_the_apps_network_and_is_never_published(host):
+    kv = inspect(host, "shop-kv")
+    assert kv["State"]["Running"] and kv["State"]["Health"]["Status"] == "healthy"
+    assert kv["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    # labelled as the app's accessory, never as a release container (the release logic reads anvil.app)
+    labels = kv["Config"]["Labels"]
+    assert labels["anvil.accessory"] == "shop" and labels["anvil.accessory.name"] == "kv"
+    assert not [k for k in labels if k.startswith("anvil.app")]
+    # on the app's network only, with the alias the releases use; no port published anywhere
+    assert list(kv["NetworkSettings"]["Networks"]) == ["anvil-shop"]
+    assert "kv" in kv["NetworkSettings"]["Networks"]["anvil-shop"]["Aliases"]
+    assert not kv["HostConfig"]["PortBindings"] and host.check_output("docker port shop-kv") == ""
+    assert not [v for v in (kv["NetworkSettings"]["Ports"] or {}).values() if v]
+    assert ":7000 " not in host.check_output("ss -Htln")
+    # its data in the app's named volume
+    mounts = {m["Destination"]: m for m in kv["Mounts"]}
+    assert mounts["/data"]["Type"] == "volume" and mounts["/data"]["Name"] == "shop-kv-data"
+    # the image as described (tag v1, pulled once), not an id of a release
+    assert kv["Config"]["Image"].rsplit("/", 1)[-1] in ("kv12:v1", "kv13:v1")
+
+
+def test_a_release_reaches_the_accessory_and_its_data_outlived_every_deploy(host):
+    curl = "curl -sk --resolve shop.anvil.test:443:127.0.0.1 https://shop.anvil.test"
+    # the side effect counted 6 visits through v1, v2, the failed run, v3, v4 (recreated kv), the rollback
+    assert int(host.check_output(f"{curl}/visit")) >= 7
+    # the environment v4 changed (generation 2) is the one it runs with
+    assert json.loads(host.check_output(f"{curl}/kv-info"))["generation"] == "2"
+    # the live release's containers are on the app's network: kv is reached by its alias there
+    release = live(host)
+    assert "anvil-shop" in inspect(host, f"shop-web-{release['color']}")["NetworkSettings"]["Networks"]
+
+
+def test_an_accessory_no_longer_described_is_gone_its_volume_kept(host):
+    assert host.check_output("docker ps -a --filter label=anvil.accessory=shop --format '{{.Names}}'").split() == ["shop-kv"]
+    volume = json.loads(host.check_output("docker volume inspect shop-sick-data"))[0]
+    assert volume["Labels"].get("anvil.accessory") == "shop"
+
+
+def test_the_accessory_secret_is_in_no_world_readable_file(host):
+    token = "kv-token-secret-5"
+    # every file holding it, with its mode (runc's transient /tmp/runc-process* of Docker's health
+    # checks are Docker's own, like /var/lib/docker: left out)
+    found = host.run(f"grep -rlsF {token} /etc /var/lib/anvil /var/lib/docker/containers /usr/local /root /tmp /var/tmp "
+                     "--exclude-dir=.ansible --exclude='runc-process*' | xargs -r stat -c '%a %n' 2>/dev/null").stdout
+    files = dict(reversed(line.split(" ", 1)) for line in found.splitlines())
+    # the web services' release files (they need the token: shop's and shopl's env files, shopc's compose
+    # variables) and Docker's own container configs; the accessory's environment is in no file of the role
+    assert files, "the token should be in the live release's env file and Docker's container config"
+    for path, mode in files.items():
+        assert int(mode, 8) & 0o004 == 0, path
+        assert re.match(r"^/var/lib/anvil/apps/shop[cl]?/releases/[0-9]+/(web\.env|compose-env\.json)$", path) \
+            or path.startswith("/var/lib/docker/containers/"), path
 
 
 def test_no_deploy_lock_left(host):
