@@ -24,16 +24,7 @@ LC_PORT=${ANVIL_BENCH_PORT:-18484}
 LC_TOKEN=bench-sandbox-token
 . "$ROOT/tests/harness/lifecycle.sh"
 
-remove_project() {
-  HCLOUD_SANDBOX_STATE_DIR="$LC_GEN/machines" timeout 300 "$VENV/bin/python" - "$LC_NAME" <<'PY' || true
-import sys
-sys.path.insert(0, "tests/sandbox")
-from hcloud_sandbox.docker_backend import DockerBackend
-backend = DockerBackend()
-backend.remove_project(sys.argv[1])
-backend.close()
-PY
-}
+remove_project() { lc_remove_machines "$LC_NAME" "$LC_GEN/machines"; }
 finish() {
   local rc=$?
   trap - EXIT

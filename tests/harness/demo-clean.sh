@@ -6,31 +6,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-remove_machines() { # PROJECT STATE_DIR: what the sandbox's DockerBackend made for PROJECT, whatever is left
-  [ -x "$VENV/bin/python" ] || return 0
-  docker info >/dev/null 2>&1 || return 0
-  HCLOUD_SANDBOX_STATE_DIR="$2" timeout 300 "$VENV/bin/python" - "$1" <<'PY' || echo "could not remove the machines of $1" >&2
-import sys
-sys.path.insert(0, "tests/sandbox")
-from hcloud_sandbox.docker_backend import DockerBackend
-backend = DockerBackend()
-backend.remove_project(sys.argv[1])
-backend.close()
-PY
-}
 
 gen="$ROOT/inventories/sandbox/generated"
+LC_NAME=demo LC_INV="$ROOT/inventories/sandbox" LC_PORT=18480 LC_TOKEN=demo-sandbox-token
+. "$ROOT/tests/harness/lifecycle.sh"
 if [ -f "$gen/sandbox-state.json" ] && [ -x "$ROOT/.venv-controller/bin/ansible-playbook" ] && docker info >/dev/null 2>&1; then
-  LC_NAME=demo LC_INV="$ROOT/inventories/sandbox" LC_PORT=18480 LC_TOKEN=demo-sandbox-token
-  . "$ROOT/tests/harness/lifecycle.sh"
   log "teardown.yml of the demo environment"
   lc_sandbox_up
   trap 'lc_sandbox_down' EXIT
   lc_teardown || log "teardown.yml failed; removing the demo's machines directly"
   lc_sandbox_down
 fi
-remove_machines demo "$gen/machines"
-remove_machines e2e "$ROOT/.cache/e2e/inventory/generated/machines"
+lc_remove_machines demo "$gen/machines"
+lc_remove_machines e2e "$ROOT/.cache/e2e/inventory/generated/machines"
 # the demo container of earlier versions of make demo
 docker rm -f anvil-demo >/dev/null 2>&1 || true
 rm -rf "$ROOT/.cache" "$gen"

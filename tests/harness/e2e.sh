@@ -27,16 +27,7 @@ fail() { printf '\033[1;31mFAIL: %s\033[0m\n' "$*" >&2; exit 1; }
 pass() { printf '\033[1;32mok: %s\033[0m\n' "$*" >&2; }
 
 # Whatever a failed or killed earlier run left: its machines, then its files.
-remove_project() {
-  HCLOUD_SANDBOX_STATE_DIR="$E2E_STATE" timeout 300 "$VENV/bin/python" - "$LC_NAME" <<'PY' || true
-import sys
-sys.path.insert(0, "tests/sandbox")
-from hcloud_sandbox.docker_backend import DockerBackend
-backend = DockerBackend()
-backend.remove_project(sys.argv[1])
-backend.close()
-PY
-}
+remove_project() { lc_remove_machines "$LC_NAME" "$E2E_STATE"; }
 
 # The inventory: the sandbox's, for project e2e on its own port and network.
 make_inventory() {

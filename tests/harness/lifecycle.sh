@@ -92,6 +92,20 @@ lc_sandbox_up() {
     || die "the sandbox did not start: $(tail -5 "$LC_GEN/sandbox.log" 2>/dev/null)"
 }
 
+# lc_remove_machines PROJECT STATE_DIR: whatever the sandbox's DockerBackend made for PROJECT
+# (containers, networks, volumes, firewall tables), for a run that was interrupted or is done
+lc_remove_machines() {
+  [ -x "$VENV/bin/python" ] && docker info >/dev/null 2>&1 || return 0
+  HCLOUD_SANDBOX_STATE_DIR="$2" timeout 300 "$VENV/bin/python" - "$1" <<'PY' || echo "could not remove the machines of $1" >&2
+import sys
+sys.path.insert(0, "tests/sandbox")
+from hcloud_sandbox.docker_backend import DockerBackend
+backend = DockerBackend()
+backend.remove_project(sys.argv[1])
+backend.close()
+PY
+}
+
 lc_sandbox_down() {
   [ -f "$LC_GEN/sandbox.pid" ] || return 0
   PYTHONPATH="$ROOT/tests/sandbox" timeout 60 "$VENV/bin/python" -m hcloud_sandbox down --pid-file "$LC_GEN/sandbox.pid" \
