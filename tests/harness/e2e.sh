@@ -22,6 +22,9 @@ LC_INV="$ROOT/.cache/e2e/inventory"
 LC_PORT=${ANVIL_E2E_PORT:-18482}
 LC_TOKEN=e2e-sandbox-token
 E2E_STATE="$LC_INV/generated/machines"
+# each playbook's bound: the first site.yml on a 2-core machine that runs Molecule lanes beside it
+# took 30 minutes (every package installed, the app's images pulled)
+LC_PLAY_TIMEOUT=${ANVIL_E2E_PLAY_TIMEOUT:-3600}
 
 fail() { printf '\033[1;31mFAIL: %s\033[0m\n' "$*" >&2; exit 1; }
 pass() { printf '\033[1;32mok: %s\033[0m\n' "$*" >&2; }
@@ -53,8 +56,10 @@ finish() {
   remove_project
   left=$(docker ps -a --filter "label=hcloud-sandbox.project=$LC_NAME" --format '{{.Names}}')
   [ -z "$left" ] || { echo "containers of project $LC_NAME still there: $left" >&2; rc=1; }
+  # every playbook's log (with profile_tasks' times), kept whatever the result
+  if [ -d "$LC_LOGS" ]; then rm -rf "$ROOT/.cache/logs/e2e-playbooks"; cp -r "$LC_LOGS" "$ROOT/.cache/logs/e2e-playbooks"; fi
   [ "$rc" -ne 0 ] || rm -rf "$LC_INV"
-  [ "$rc" -eq 0 ] || echo "the e2e run's files are kept in $LC_INV/generated (logs/)" >&2
+  [ "$rc" -eq 0 ] || echo "the e2e run's files are kept in $LC_INV/generated; its playbooks' logs in .cache/logs/e2e-playbooks" >&2
   exit "$rc"
 }
 trap finish EXIT

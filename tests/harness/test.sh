@@ -41,12 +41,6 @@ export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 step "setup: test images" ensure_images
 [ $failed -eq 0 ] || exit 1
 
-step "lint: yamllint" yamllint --strict .
-step "lint: ansible-lint" ansible-lint --offline
-step "lint: changelog fragments" antsibull-changelog lint
-step "sanity: ansible-test" tests/harness/sanity.sh
-step "unit + packaging: pytest" pytest -q tests
-
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
   # longest first, so that the lanes end together (times of a fresh-clone run: CONTRIBUTING.md)
@@ -93,13 +87,27 @@ run_scenario() {
   set -e
   echo "$rc $(( $(date +%s) - t0 ))" >"$logs/$s.result"
 }
-for s in "${scenarios[@]}"; do
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
-  log "molecule: $s (log: .cache/logs/$s.log)"
-  rm -f "$logs/$s.result"
-  run_scenario "$s" &
-done
-wait || true
+run_lanes() {
+  local s
+  for s in "${scenarios[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    log "molecule: $s (log: .cache/logs/$s.log)"
+    run_scenario "$s" &
+  done
+  wait || true
+}
+for s in "${scenarios[@]}"; do rm -f "$logs/$s.result"; done
+
+# The lanes start now and the checks below run beside them: lint, sanity and pytest keep about one
+# core busy, the lanes leave about that much idle while they wait on apt and systemd.
+run_lanes &
+lanes=$!
+step "lint: yamllint" yamllint --strict .
+step "lint: ansible-lint" ansible-lint --offline
+step "lint: changelog fragments" antsibull-changelog lint
+step "sanity: ansible-test" tests/harness/sanity.sh
+step "unit + packaging: pytest" pytest -q --durations=12 tests
+wait "$lanes" || true
 for s in "${scenarios[@]}"; do
   read -r rc secs <"$logs/$s.result" 2>/dev/null || { rc=1; secs=0; }
   names+=("molecule: $s"); times+=("$secs"); results+=("$([ "$rc" -eq 0 ] && echo ok || echo FAILED)")

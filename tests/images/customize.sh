@@ -31,6 +31,11 @@ UNIT
 ln -sf /etc/systemd/system/ssh-hostkeys.service \
   "$ROOTFS/etc/systemd/system/multi-user.target.wants/ssh-hostkeys.service"
 
+# dpkg without an fsync per file, as Debian's own container images do (docker-apt-speedup): a
+# container's disk is thrown away with it, and the roles' package installs take about a fifth less
+# time in the test runs. Nothing a role does depends on it.
+echo force-unsafe-io >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+
 install -d -m 0700 "$ROOTFS/root/.ssh"
 : >"$ROOTFS/etc/machine-id"
 echo debian >"$ROOTFS/etc/hostname"

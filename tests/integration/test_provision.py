@@ -89,12 +89,16 @@ def ssh(key: Path, ip: str, command: str, *options: str, timeout: float = 40) ->
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def wait_ssh(key: Path, ip: str, seconds: float = 150) -> float:
-    """Seconds until root logs in on `ip` with `key` and cloud-init has finished."""
+def wait_ssh(key: Path, ip: str, seconds: float = 300) -> float:
+    """Seconds until root logs in on `ip` with `key` and cloud-init has finished. Bounded, with room
+    for a 2-core machine that runs the Molecule lanes beside this test (make test)."""
     start = time.monotonic()
     last = None
     while time.monotonic() - start < seconds:
-        last = ssh(key, ip, "cloud-init status --wait >/dev/null 2>&1; true", timeout=60)
+        try:
+            last = ssh(key, ip, "cloud-init status --wait >/dev/null 2>&1; true", timeout=60)
+        except subprocess.TimeoutExpired:
+            continue  # a boot that is slow under load: try again until the bound
         if last.returncode == 0:
             return time.monotonic() - start
         time.sleep(1)
@@ -174,7 +178,7 @@ class Run:
         return f"$ {' '.join(self.argv[1:])}\nrc={self.rc} ({self.seconds:.0f} s)\n{tail}\n--- stderr\n{self.stderr[-3000:]}"
 
 
-def playbook(world: dict[str, Any], name: str, description: dict[str, Any], *args: str, timeout: float = 420) -> Run:
+def playbook(world: dict[str, Any], name: str, description: dict[str, Any], *args: str, timeout: float = 900) -> Run:
     """Run playbooks/<name>.yml with the controller venv's ansible-playbook against ENV_PROJECT."""
     tmp: Path = world["tmp"]
     (tmp / "description.json").write_text(json.dumps({"hcloud_environment": description}))
@@ -184,7 +188,7 @@ def playbook(world: dict[str, Any], name: str, description: dict[str, Any], *arg
                HCLOUD_TOKEN=world["env_token"], PATH=f"{CONTROLLER}:{env.get('PATH', '')}")
     env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"  # each task's time, in the runs' logs
     argv = [str(CONTROLLER / "ansible-playbook"), "-i", "localhost,", f"playbooks/{name}.yml",
-            "-e", f"@{tmp / 'description.json'}", "-e", "provision_ssh_timeout=90", *args]
+            "-e", f"@{tmp / 'description.json'}", "-e", "provision_ssh_timeout=300", *args]
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     run = Run(argv, proc, time.monotonic() - start)
@@ -374,7 +378,7 @@ def test_step2a_provision_first_run_creates_and_waits_for_ssh(world):
 def test_step2b_the_server_is_reachable_as_root_with_the_environments_key(world):
     needs(world, "provisioned")
     key, ip = world["keys"]["env"], world["web_ip"]
-    wait_ssh(key, ip, seconds=60)
+    wait_ssh(key, ip, seconds=180)
     result = ssh(key, ip, f"hostname; findmnt -n -o FSTYPE /mnt/HC_Volume_{world['web_volume']}; ip -o -4 addr show")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:2] == ["web-1", "ext4"], result.stdout

@@ -255,7 +255,7 @@ class DockerBackend:
         self._ensure_shared_root()
         project, sid = spec.project, spec.server_id
         for name in (self._server(project, sid), self._wire(project, sid)):  # leftovers of a crash
-            self._run([self.docker, "rm", "-f", name], check=False, what="docker rm")
+            self._run([self.docker, "rm", "-f", "-v", name], check=False, what="docker rm")
         base = self._dir(project, "servers", sid)
         (base / "mnt").mkdir(parents=True, exist_ok=True)
         self._write_spec(spec)
@@ -307,6 +307,11 @@ class DockerBackend:
                 "--network", f"container:{self._wire(spec.project, spec.server_id)}", *SYSTEMD_OPTIONS,
                 "-v", f"{base / 'seed'}:/var/lib/cloud/seed/nocloud:ro",
                 "-v", f"{base / 'mnt'}:/mnt:rslave",
+                # Docker's data on a real filesystem, as on a server's ext4 disk: the server's Docker
+                # then stores images with overlay2 (on the container's own overlay root it falls back
+                # to vfs, a full copy of an image per container). An anonymous volume: it goes with
+                # the machine (docker rm -v: delete, rebuild) and stays across a power cycle.
+                "-v", "/var/lib/docker",
                 image, "/lib/systemd/systemd")
 
     def _pid(self, name: str) -> int:
