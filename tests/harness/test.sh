@@ -25,13 +25,20 @@ step() {
   return 0
 }
 
+# The table, then why each failed lane failed (tests/harness/lane_cause.py): CI keeps only the end
+# of the output, so these are the last lines, with the lanes last in the table.
 summary() {
+  local i s
   printf '\n%-34s %8s  %s\n' "step" "seconds" "result"
   for i in "${!names[@]}"; do
     printf '%-34s %8s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
   done
   printf '%-34s %8s\n' "total" "$(( $(date +%s) - start_all ))"
+  for s in "${failed_lanes[@]}"; do
+    python3 "$ROOT/tests/harness/lane_cause.py" "$logs/$s.log" 240 | sed "s/^/why $s: /"
+  done
 }
+declare -a failed_lanes=()
 trap summary EXIT
 
 step "setup: docker engine" ensure_engine
@@ -110,13 +117,17 @@ step "unit + packaging: pytest" pytest -q --durations=12 tests
 wait "$lanes" || true
 for s in "${scenarios[@]}"; do
   read -r rc secs <"$logs/$s.result" 2>/dev/null || { rc=1; secs=0; }
-  names+=("molecule: $s"); times+=("$secs"); results+=("$([ "$rc" -eq 0 ] && echo ok || echo FAILED)")
   if [ "$rc" -ne 0 ]; then
     failed=1
+    failed_lanes+=("$s")
     log "molecule: $s FAILED; the end of its output (all of it: .cache/logs/$s.log):"
     tail -n 300 "$logs/$s.log"
   fi
-  step "secrets in output: $s" python3 tests/harness/secret_guard_report.py "$s"
+  # the secret guard's verdict goes in the lane's row: "ok, no secret shown" or what leaked
+  guard=$(python3 tests/harness/secret_guard_report.py "$s" 2>&1) && grc=0 || grc=$?
+  [ "$grc" -eq 0 ] || { failed=1; printf '%s\n' "$guard" >&2; }
+  names+=("molecule: $s"); times+=("$secs")
+  results+=("$([ "$rc" -eq 0 ] && echo ok || echo FAILED)$([ "$grc" -eq 0 ] && echo ", no secret shown" || echo ", SECRETS SHOWN or not inspected")")
 done
 
 exit $failed
