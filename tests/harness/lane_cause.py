@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Molecule 25+ frames a command's output: "  │ " before each line
+FRAME = re.compile(r"^\s*[│┌└][─ ]?")
 TASK = re.compile(r"^TASK \[(?P<name>.*?)\]")
 KINDS = (
     re.compile(r"^FAIL: "),
@@ -32,6 +34,8 @@ KINDS = (
     re.compile(r"^[A-Za-z_.]*(Error|Exception): "),
 )
 CRITICAL_KIND = 3
+# what every Molecule run prints and is no failure
+BENIGN = re.compile(r"CRITICAL 'molecule/default/molecule.yml' glob failed")
 # the fields of an Ansible failure worth reading first
 MSG = re.compile(r'"(msg|stderr|reason)": "(?P<text>(?:[^"\\]|\\.)*)"')
 
@@ -61,12 +65,12 @@ def yaml_field(lines: list[str]) -> str:
 
 
 def cause(lines: list[str], width: int = 300) -> list[str]:
-    lines = [ANSI.sub("", line).rstrip() for line in lines]
+    lines = [FRAME.sub("", ANSI.sub("", line)).rstrip() for line in lines]
     last: dict[int, int] = {}
     for index, line in enumerate(lines):
         stripped = line.strip()
         kind = next((k for k, pattern in enumerate(KINDS) if pattern.search(stripped)), None)
-        if kind is None:
+        if kind is None or BENIGN.search(stripped):
             continue
         following = next((lines[j].strip() for j in range(index + 1, min(index + 40, len(lines))) if lines[j].strip()
                           and not lines[j].startswith((" ", "\t"))), "")

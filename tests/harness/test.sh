@@ -88,7 +88,8 @@ run_scenario() {
   case $s in
     hetznercloud) tests/harness/hetznercloud-scenario.sh ;;
     e2e) tests/harness/e2e.sh ;;
-    *) molecule test -s "$s" ;;
+    # COLUMNS: Molecule folds its framed output at the terminal's width (80 without one)
+    *) COLUMNS=240 molecule test -s "$s" ;;
   esac >"$logs/$s.log" 2>&1
   rc=$?
   set -e

@@ -35,8 +35,12 @@ CRITICAL = "CRITICAL Ansible return code was 2, command was: ansible-playbook co
 
 
 @pytest.mark.parametrize(("log", "expected"), [
-    (IGNORED + JSON_FATAL + "PLAY RECAP\n" + CRITICAL,
+    ("CRITICAL 'molecule/default/molecule.yml' glob failed.  Exiting.\n" + IGNORED + JSON_FATAL + "PLAY RECAP\n"
+     + CRITICAL,
      ["task [anvil.hetzner.caddy : Validate]: fatal: [debian13]: FAILED!", 'caddy said "no"', CRITICAL.strip()]),
+    # Molecule 25+ frames the output of ansible-playbook
+    ("".join(f"  \u2502 {line}\n" for line in YAML_FATAL.splitlines()),
+     ["task [anvil.hetzner.firewall : Enable UFW]: fatal: [debian12]: FAILED!", "ufw refused the rule"]),
     (YAML_FATAL, ["task [anvil.hetzner.firewall : Enable UFW]: fatal: [debian12]: FAILED!", "ufw refused the rule"]),
     # the e2e test's own check outranks a fatal line (a rescued one, or the teardown's)
     (JSON_FATAL + "\x1b[1;31mFAIL: the second site.yml changed 2 things\x1b[0m\nsandbox stopped\n",
@@ -52,7 +56,7 @@ CRITICAL = "CRITICAL Ansible return code was 2, command was: ansible-playbook co
     ("", ["(empty log)"]),
     # only an ignored failure: not a cause
     (IGNORED + "all done\n", ["all done"]),
-], ids=["json-fatal+critical", "yaml-block-msg", "e2e-fail", "pytest", "idempotence", "traceback", "no-kind",
+], ids=["json-fatal+critical", "framed", "yaml-block-msg", "e2e-fail", "pytest", "idempotence", "traceback", "no-kind",
         "empty", "only-ignored"])
 def test_the_cause_of_each_kind(log, expected):
     assert lane_cause.cause(log.splitlines()) == expected
