@@ -1,6 +1,7 @@
 """Where a lane of `make test` spent its time, from its log (.cache/logs/<lane>.log).
 
 Usage: python3 tests/harness/lane_profile.py LOG [TOP]
+       python3 tests/harness/lane_profile.py --oneline LOG   (one line: what test.sh prints per lane)
 
 Reads the lines ansible.posix.profile_tasks writes before every task ("Wednesday 02 December 2026
 18:19:30 +0000 (0:00:01.234)  0:00:05.678 ****": the clock, then the previous task's time) and
@@ -21,6 +22,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FRAME = re.compile(r"^\s*[│┌└][─ ]?")
 CLOCK = re.compile(r"^\w+ (?P<when>\d{2} \w+ \d{4}\s+\d{2}:\d{2}:\d{2}) [+-]\d{4} \((?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)\)")
 ACTION = re.compile(r"➜ (?P<action>[\w-]+): Executing")
+STEP = re.compile(r"^\[(?P<m>\d+):(?P<s>\d{2})\] e2e: (?P<step>.*)$")
 TASK = re.compile(r"^(TASK|RUNNING HANDLER) \[(?P<name>.*?)\]")
 
 
@@ -55,7 +57,31 @@ def profile(lines: list[str]) -> tuple[list[tuple[str, float]], list[tuple[float
     return list(merged.items()), sorted(tasks, reverse=True)
 
 
+def steps(lines: list[str]) -> list[tuple[str, int]]:
+    """The e2e test's steps and their seconds (from one "[mm:ss] e2e: step" line to the next)."""
+    marks = [(m.group("step"), int(m.group("m")) * 60 + int(m.group("s")))
+             for m in (STEP.match(ANSI.sub("", line).strip()) for line in lines) if m]
+    return [(name, later - at) for (name, at), (_next, later) in zip(marks, marks[1:])]
+
+
+def oneline(lines: list[str]) -> str:
+    actions, tasks = profile(lines)
+    if actions:
+        text = ", ".join(f"{name} {secs:.0f}" for name, secs in actions if name != "(before Molecule)")
+        if tasks:
+            text += f"; slowest task {tasks[0][2]!r} ({tasks[0][1]}, {tasks[0][0]:.0f} s)"
+        return text
+    marked = steps(lines)
+    if marked:
+        return ", ".join(f"{name.split(' (')[0]} {secs}" for name, secs in marked)
+    return "no times in the log"
+
+
 def main(argv: list[str]) -> int:
+    if argv[0] == "--oneline":
+        path = Path(argv[1])
+        print(oneline(path.read_text(errors="replace").splitlines()) if path.is_file() else f"(no log: {path})")
+        return 0
     path = Path(argv[0])
     top = int(argv[1]) if len(argv) > 1 else 15
     actions, tasks = profile(path.read_text(errors="replace").splitlines())

@@ -14,8 +14,8 @@ die() { printf '\033[1;31merror: %s\033[0m\n' "$*" >&2; exit 1; }
 apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+  $sudo apt-get -o Acquire::Retries=5 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o Acquire::Retries=5 install -y -qq "$@" >/dev/null
 }
 
 # A Docker engine that answers. Installs Debian's docker.io when dockerd is missing and starts it

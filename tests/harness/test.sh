@@ -29,6 +29,11 @@ step() {
 # of the output, so these are the last lines, with the lanes last in the table.
 summary() {
   local i s
+  # where each lane's time went (tests/harness/lane_profile.py), above the table
+  printf '\nseconds per step of each lane:\n'
+  for s in "${ran_lanes[@]}"; do
+    printf '  %s: %s\n' "$s" "$(python3 "$ROOT/tests/harness/lane_profile.py" --oneline "$logs/$s.log" | cut -c1-400)"
+  done
   printf '\n%-34s %8s  %s\n' "step" "seconds" "result"
   for i in "${!names[@]}"; do
     printf '%-34s %8s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
@@ -38,7 +43,7 @@ summary() {
     python3 "$ROOT/tests/harness/lane_cause.py" "$logs/$s.log" 240 | sed "s/^/why $s: /"
   done
 }
-declare -a failed_lanes=()
+declare -a failed_lanes=() ran_lanes=()
 trap summary EXIT
 
 step "setup: docker engine" ensure_engine
@@ -118,6 +123,7 @@ step "unit + packaging: pytest" pytest -q --durations=12 tests
 wait "$lanes" || true
 for s in "${scenarios[@]}"; do
   read -r rc secs <"$logs/$s.result" 2>/dev/null || { rc=1; secs=0; }
+  ran_lanes+=("$s")
   if [ "$rc" -ne 0 ]; then
     failed=1
     failed_lanes+=("$s")

@@ -36,11 +36,15 @@ build() {
   echo "building $repo:$release ($suite, recipe $recipe) ..."
   rootfs=$(mktemp -d /tmp/anvil-rootfs-"$release".XXXXXX)
   trap 'rm -rf "$rootfs"' RETURN
-  debootstrap --variant=minbase --include="$include" "$suite" "$rootfs" >"$rootfs.log" 2>&1 || {
+  # a second try on a fresh directory when a download broke off (the mirror is the only network)
+  local try
+  for try in 1 2; do
+    debootstrap --variant=minbase --include="$include" "$suite" "$rootfs" >"$rootfs.log" 2>&1 && break
     tail -30 "$rootfs.log" >&2
-    echo "debootstrap of $suite failed (log: $rootfs.log)" >&2
-    return 1
-  }
+    echo "debootstrap of $suite failed (try $try; log: $rootfs.log)" >&2
+    [ "$try" -lt 2 ] || return 1
+    rm -rf "$rootfs" && mkdir -p "$rootfs"
+  done
   ROOTFS=$rootfs bash "$here/customize.sh"
   tar -C "$rootfs" -c . | docker import \
     -c 'CMD ["/lib/systemd/systemd"]' \

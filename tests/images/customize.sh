@@ -36,6 +36,10 @@ ln -sf /etc/systemd/system/ssh-hostkeys.service \
 # time in the test runs. Nothing a role does depends on it.
 echo force-unsafe-io >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
 
+# A mirror that drops a connection now and then (CI fetches every package of every scenario from
+# it): apt tries a download again instead of failing the scenario. The roles' tasks are unchanged.
+printf 'Acquire::Retries "5";\n' >"$ROOTFS/etc/apt/apt.conf.d/80-anvil-test-retries"
+
 install -d -m 0700 "$ROOTFS/root/.ssh"
 : >"$ROOTFS/etc/machine-id"
 echo debian >"$ROOTFS/etc/hostname"

@@ -46,3 +46,19 @@ def test_main_prints_the_table(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[1].split() == ["prepare", "130"] and out[3].split() == ["sum", "161"]
     assert out[-2].split()[:2] == ["120.2", "prepare"] and len(out) == 7
+
+
+E2E = """\
+\x1b[1m[00:00] e2e: set up\x1b[0m
+image anvil-hetzner/debian:12 is current
+\x1b[1m[01:04] e2e: provision.yml\x1b[0m
+\x1b[1m[03:07] e2e: site.yml (first run: root, then the deploy user)\x1b[0m
+\x1b[1m[11:39] e2e: a backup, offsite, and the drill\x1b[0m
+"""
+
+
+def test_oneline_for_molecule_and_e2e():
+    assert lane_profile.oneline(LOG.splitlines()) == (
+        "prepare 130, converge 31; slowest task 'anvil.hetzner.docker : Install Docker' (prepare, 120 s)")
+    assert lane_profile.oneline(E2E.splitlines()) == "set up 64, provision.yml 123, site.yml 512"
+    assert lane_profile.oneline(["nothing here"]) == "no times in the log"
