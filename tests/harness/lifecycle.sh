@@ -63,7 +63,13 @@ lc_setup() {
   ensure_venv
   ensure_controller_venv
   ensure_images 12
-  "$ROOT/tests/images/build-demo.sh" 2>/dev/null
+  # the app's images (its messages in a log: the legacy builder's notices are noise; on a failure
+  # the log's end is shown, a broken download in the image's apt too)
+  mkdir -p "$ROOT/.cache/logs"
+  "$ROOT/tests/images/build-demo.sh" 2>"$ROOT/.cache/logs/build-demo-$LC_NAME.log" || {
+    tail -n 30 "$ROOT/.cache/logs/build-demo-$LC_NAME.log" >&2
+    die "building the demo app's images failed (log: .cache/logs/build-demo-$LC_NAME.log)"
+  }
   command -v age-keygen >/dev/null 2>&1 || { log "installing age (the operator's backup identity)"; apt_install age; }
   mkdir -p "$LC_GEN"
   chmod 0700 "$LC_GEN"
