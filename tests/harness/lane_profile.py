@@ -1,7 +1,8 @@
 """Where a lane of `make test` spent its time, from its log (.cache/logs/<lane>.log).
 
 Usage: python3 tests/harness/lane_profile.py LOG [TOP]
-       python3 tests/harness/lane_profile.py --oneline LOG   (one line: what test.sh prints per lane)
+       python3 tests/harness/lane_profile.py --oneline LOG   (one line: all actions, the slowest task)
+       python3 tests/harness/lane_profile.py --short LOG     (the 4 longest actions: test.sh's table)
 
 Reads the lines ansible.posix.profile_tasks writes before every task ("Wednesday 02 December 2026
 18:19:30 +0000 (0:00:01.234)  0:00:05.678 ****": the clock, then the previous task's time) and
@@ -77,10 +78,19 @@ def oneline(lines: list[str]) -> str:
     return "no times in the log"
 
 
+def short(lines: list[str], count: int = 4) -> str:
+    """The `count` longest Molecule actions (or e2e steps), longest first: "side_effect 953, prepare 264"."""
+    actions = [(name, secs) for name, secs in profile(lines)[0] if name != "(before Molecule)"]
+    if not actions:
+        actions = [(name.split(" (")[0].split(",")[0], float(secs)) for name, secs in steps(lines)]
+    return ", ".join(f"{name} {secs:.0f}" for name, secs in sorted(actions, key=lambda a: -a[1])[:count])
+
+
 def main(argv: list[str]) -> int:
-    if argv[0] == "--oneline":
+    if argv[0] in ("--oneline", "--short"):
         path = Path(argv[1])
-        print(oneline(path.read_text(errors="replace").splitlines()) if path.is_file() else f"(no log: {path})")
+        text = path.read_text(errors="replace").splitlines() if path.is_file() else None
+        print(f"(no log: {path})" if text is None else (oneline if argv[0] == "--oneline" else short)(text))
         return 0
     path = Path(argv[0])
     top = int(argv[1]) if len(argv) > 1 else 15

@@ -25,20 +25,25 @@ step() {
   return 0
 }
 
-# The table, then why each failed lane failed (tests/harness/lane_cause.py): CI keeps only the end
-# of the output, so these are the last lines, with the lanes last in the table.
+# The table, then what failed and why (tests/harness/lane_cause.py): CI keeps only the end of the
+# output, so these come last, each lane's row with its longest steps (tests/harness/lane_profile.py;
+# all of them above the table).
 summary() {
   local i s
-  # where each lane's time went (tests/harness/lane_profile.py), above the table
-  printf '\nseconds per step of each lane:\n'
-  for s in "${ran_lanes[@]}"; do
-    printf '  %s: %s\n' "$s" "$(python3 "$ROOT/tests/harness/lane_profile.py" --oneline "$logs/$s.log" | cut -c1-400)"
-  done
+  if [ ${#ran_lanes[@]} -gt 0 ]; then
+    printf '\nseconds per step of each lane:\n'
+    for s in "${ran_lanes[@]}"; do
+      printf '  %s: %s\n' "$s" "$(python3 "$ROOT/tests/harness/lane_profile.py" --oneline "$logs/$s.log" | cut -c1-400)"
+    done
+  fi
   printf '\n%-34s %8s  %s\n' "step" "seconds" "result"
   for i in "${!names[@]}"; do
     printf '%-34s %8s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
   done
   printf '%-34s %8s\n' "total" "$(( $(date +%s) - start_all ))"
+  local -a bad=()
+  for i in "${!names[@]}"; do [[ "${results[$i]}" != ok* || "${results[$i]}" == *SECRETS* ]] && bad+=("${names[$i]}"); done
+  [ ${#bad[@]} -eq 0 ] || printf 'FAILED: %s\n' "$(IFS=,; echo "${bad[*]}" | sed 's/,/, /g')"
   for s in "${failed_lanes[@]}"; do
     python3 "$ROOT/tests/harness/lane_cause.py" "$logs/$s.log" 240 | sed "s/^/why $s: /"
   done
@@ -134,7 +139,7 @@ for s in "${scenarios[@]}"; do
   guard=$(python3 tests/harness/secret_guard_report.py "$s" 2>&1) && grc=0 || grc=$?
   [ "$grc" -eq 0 ] || { failed=1; printf '%s\n' "$guard" >&2; }
   names+=("molecule: $s"); times+=("$secs")
-  results+=("$([ "$rc" -eq 0 ] && echo ok || echo FAILED)$([ "$grc" -eq 0 ] && echo ", no secret shown" || echo ", SECRETS SHOWN or not inspected")")
+  results+=("$([ "$rc" -eq 0 ] && echo ok || echo FAILED)$([ "$grc" -eq 0 ] && echo ", no secret shown" || echo ", SECRETS SHOWN or not inspected") ($(python3 tests/harness/lane_profile.py --short "$logs/$s.log" | cut -c1-120))")
 done
 
 exit $failed
