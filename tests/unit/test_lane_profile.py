@@ -62,3 +62,8 @@ def test_oneline_for_molecule_and_e2e():
         "prepare 130, converge 31; slowest task 'anvil.hetzner.docker : Install Docker' (prepare, 120 s)")
     assert lane_profile.oneline(E2E.splitlines()) == "set up 64, provision.yml 123, site.yml 512"
     assert lane_profile.oneline(["nothing here"]) == "no times in the log"
+
+
+def test_short_names_the_longest_steps_first():
+    assert lane_profile.short(LOG.splitlines()) == "prepare 130, converge 31"
+    assert lane_profile.short(E2E.splitlines(), 2) == "site.yml 512, provision.yml 123"
