@@ -17,7 +17,8 @@ step() {
   t0=$(date +%s)
   log "$name"
   set +e
-  "$@"
+  "$@" &
+  wait $!
   rc=$?
   set -e
   names+=("$name"); times+=("$(( $(date +%s) - t0 ))"); results+=("$([ $rc -eq 0 ] && echo ok || echo FAILED)")
@@ -120,6 +121,19 @@ for s in "${scenarios[@]}"; do rm -f "$logs/$s.result"; done
 # core busy, the lanes leave about that much idle while they wait on apt and systemd.
 run_lanes &
 lanes=$!
+# Ctrl-C, or a TERM from CI's time limit, stops everything this script started: the lanes and the
+# running check get TERM (e2e.sh then removes its machines; Molecule's containers go at the next
+# run's first destroy). step() waits with `wait`, so the trap runs at once, not after the step.
+tree() { local p; for p in $(pgrep -P "$1" 2>/dev/null); do tree "$p"; done; echo "$1"; }
+stop_all() {
+  trap - INT TERM
+  log "stopping the lanes and the running step"
+  # shellcheck disable=SC2046 # the pids, one word each
+  kill -TERM $(tree $$ | grep -vx "$$") 2>/dev/null || true
+  wait 2>/dev/null || true
+  exit 130
+}
+trap stop_all INT TERM
 step "lint: yamllint" yamllint --strict .
 step "lint: ansible-lint" ansible-lint --offline
 step "lint: changelog fragments" antsibull-changelog lint
