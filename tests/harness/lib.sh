@@ -15,7 +15,8 @@ apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get -o Acquire::Retries=5 update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o Acquire::Retries=5 install -y -qq "$@" >/dev/null
+  # NEEDRESTART_SUSPEND: needrestart's apt hook (on some machines) would look for services to restart
+  DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 ${sudo:+$sudo -E} apt-get -o Acquire::Retries=5 install -y -qq "$@" >/dev/null
 }
 
 # A Docker engine that answers. Installs Debian's docker.io when dockerd is missing and starts it
@@ -54,9 +55,19 @@ ensure_venv() {
   export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 }
 
+# The machine's own tools the harness uses: debootstrap (the images) and age (the operator's backup
+# identity in make demo and the e2e), in one apt run before any lane starts (two apt runs at once
+# would fight over dpkg's lock).
+ensure_host_tools() {
+  local -a missing=()
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v age-keygen >/dev/null 2>&1 || missing+=(age)
+  [ ${#missing[@]} -eq 0 ] || { log "installing ${missing[*]}"; apt_install "${missing[@]}"; }
+}
+
 # Debian 12 and 13 systemd images, built with debootstrap when missing or when the recipe changed.
 ensure_images() {
-  command -v debootstrap >/dev/null 2>&1 || { log "installing debootstrap"; apt_install debootstrap; }
+  ensure_host_tools
   "$ROOT/tests/images/build.sh" "$@"
   "$ROOT/tests/images/build-prometheus.sh"
   # the sandbox's servers (hcloud_sandbox.docker_backend): the Debian images with cloud-init

@@ -70,7 +70,7 @@ lc_setup() {
     tail -n 30 "$ROOT/.cache/logs/build-demo-$LC_NAME.log" >&2
     die "building the demo app's images failed (log: .cache/logs/build-demo-$LC_NAME.log)"
   }
-  command -v age-keygen >/dev/null 2>&1 || { log "installing age (the operator's backup identity)"; apt_install age; }
+  ensure_host_tools
   mkdir -p "$LC_GEN"
   chmod 0700 "$LC_GEN"
   [ -f "$LC_GEN/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "anvil-$LC_NAME" -f "$LC_GEN/id_ed25519"
