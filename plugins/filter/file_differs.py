@@ -65,8 +65,54 @@ def file_differs(entry: Any, content: Any, mode: str, owner: str = "root", group
     return (entry.get("sha1"), entry.get("mode"), entry.get("owner"), entry.get("group")) != (digest, wanted_mode, owner, group)
 
 
+def files_to_write(items: Any, files: Any, contents: Any, path_key: str = "dest", mode_key: str = "mode",
+                   owner: str = "root", group: str = "root") -> list:
+    """The items of a loop whose file would change: items[i] is written with contents[i] at
+    items[i][path_key] with mode items[i][mode_key]; `files` is host_probe's files result."""
+    items, contents = list(items or []), list(contents or [])
+    if len(items) != len(contents):
+        raise ValueError(f"files_to_write: {len(items)} items but {len(contents)} contents")
+    files = files if isinstance(files, Mapping) else {}
+    out = []
+    for item, content in zip(items, contents):
+        path, mode = item[path_key], item[mode_key]
+        if file_differs(files.get(path), content, mode, item.get("owner", owner), item.get("group", group)):
+            out.append(item)
+    return out
+
+
+def dirs_to_make(items: Any, files: Any, path_key: str = "path", mode_key: str = "mode",
+                 owner: str = "root", group: str = "root") -> list:
+    """The items of a loop whose directory is missing or has another mode, owner or group."""
+    files = files if isinstance(files, Mapping) else {}
+    out = []
+    for item in list(items or []):
+        entry = files.get(item[path_key])
+        wanted = (True, str(item[mode_key]).zfill(4), item.get("owner", owner), item.get("group", group))
+        if not isinstance(entry, Mapping) or (entry.get("isdir"), entry.get("mode"), entry.get("owner"), entry.get("group")) != wanted:
+            out.append(item)
+    return out
+
+
+def services_to_change(items: Any, services: Any, name_key: str = "name", on_key: str = "on") -> list:
+    """The items of a loop whose unit is not yet enabled and active (on) or disabled and inactive (off)."""
+    services = services if isinstance(services, Mapping) else {}
+    out = []
+    for item in list(items or []):
+        state = services.get(item[name_key])
+        wanted = _truthy(item[on_key])
+        if not isinstance(state, Mapping) or (bool(state.get("enabled")), bool(state.get("active"))) != (wanted, wanted):
+            out.append(item)
+    return out
+
+
+def _truthy(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
 class FilterModule:
-    """anvil.hetzner file_differs filter."""
+    """anvil.hetzner file_differs, files_to_write, dirs_to_make and services_to_change filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"file_differs": file_differs}
+        return {"file_differs": file_differs, "files_to_write": files_to_write, "dirs_to_make": dirs_to_make,
+                "services_to_change": services_to_change}
