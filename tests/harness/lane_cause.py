@@ -48,7 +48,7 @@ def shorten(text: str, width: int) -> str:
 def yaml_field(lines: list[str]) -> str:
     """The first msg/stderr/reason of a result printed in the yaml format (a block scalar too)."""
     for index, line in enumerate(lines):
-        key, _, value = line.strip().partition(":")
+        key, value = (line.strip().split(":", 1) + [""])[:2]
         if key not in ("msg", "stderr", "reason") or not line.startswith(" "):
             continue
         value = value.strip()

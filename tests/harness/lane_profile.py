@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
     print(f"{path.name}: seconds per Molecule action (first to last task clock)")
     for name, secs in actions:
         print(f"  {name:<24} {secs:8.0f}")
-    print(f"  {'sum':<24} {sum(s for _, s in actions):8.0f}")
+    print(f"  {'sum':<24} {sum(secs for _name, secs in actions):8.0f}")
     print(f"the {top} slowest tasks")
     for took, action, name in tasks[:top]:
         print(f"  {took:8.1f}  {action:<14} {name}")
