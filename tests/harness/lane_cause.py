@@ -40,6 +40,11 @@ BENIGN = re.compile(r"CRITICAL 'molecule/default/molecule.yml' glob failed")
 MSG = re.compile(r'"(msg|stderr|reason)": "(?P<text>(?:[^"\\]|\\.)*)"')
 
 
+def plain(line: str) -> str:
+    """A log line without colours and without Molecule's frame (lane_profile.py reads lines so too)."""
+    return FRAME.sub("", ANSI.sub("", line)).rstrip()
+
+
 def shorten(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -65,7 +70,7 @@ def yaml_field(lines: list[str]) -> str:
 
 
 def cause(lines: list[str], width: int = 300) -> list[str]:
-    lines = [FRAME.sub("", ANSI.sub("", line)).rstrip() for line in lines]
+    lines = [plain(line) for line in lines]
     last: dict[int, int] = {}
     for index, line in enumerate(lines):
         stripped = line.strip()

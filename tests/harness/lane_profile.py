@@ -18,9 +18,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# Molecule 25+ frames a command's output: "  │ " before each line
-FRAME = re.compile(r"^\s*[│┌└][─ ]?")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lane_cause import plain  # noqa: E402  pylint: disable=wrong-import-position
+
 CLOCK = re.compile(r"^\w+ (?P<when>\d{2} \w+ \d{4}\s+\d{2}:\d{2}:\d{2}) [+-]\d{4} \((?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)\)")
 ACTION = re.compile(r"➜ (?P<action>[\w-]+): Executing")
 STEP = re.compile(r"^\[(?P<m>\d+):(?P<s>\d{2})\] e2e: (?P<step>.*)$")
@@ -32,7 +32,7 @@ def profile(lines: list[str]) -> tuple[list[tuple[str, float]], list[tuple[float
     tasks: list[tuple[float, str, str]] = []
     action, task, pending = "(before Molecule)", None, None
     for raw in lines:
-        line = FRAME.sub("", ANSI.sub("", raw)).rstrip()
+        line = plain(raw)
         match = ACTION.search(line)
         if match:
             action, task = match.group("action"), None
@@ -61,7 +61,7 @@ def profile(lines: list[str]) -> tuple[list[tuple[str, float]], list[tuple[float
 def steps(lines: list[str]) -> list[tuple[str, int]]:
     """The e2e test's steps and their seconds (from one "[mm:ss] e2e: step" line to the next)."""
     marks = [(m.group("step"), int(m.group("m")) * 60 + int(m.group("s")))
-             for m in (STEP.match(ANSI.sub("", line).strip()) for line in lines) if m]
+             for m in (STEP.match(plain(line).strip()) for line in lines) if m]
     return [(name, later - at) for (name, at), (_next, later) in zip(marks, marks[1:])]
 
 
