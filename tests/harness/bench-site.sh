@@ -70,11 +70,49 @@ trap 'exit 143' TERM
 lc_setup
 lc_sandbox_up
 
-timed() { # STEP ARGS... -> seconds on stdout
-  local t0
+# CPU seconds used so far: the whole machine (/proc/stat: user, nice, system, irq, softirq, steal) and
+# the project's servers (their containers' cpuacct cgroups; cgroup v1 as the engine runs here, v2
+# beside it)
+cpu_now() {
+  local ids
+  ids=$(docker ps -q --no-trunc --filter "label=hcloud-sandbox.project=$LC_NAME" --filter label=hcloud-sandbox.kind=server)
+  python3 - $ids <<'PY'
+import os, sys
+hz = os.sysconf("SC_CLK_TCK")
+fields = open("/proc/stat").readline().split()[1:]
+machine = sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7)) / hz
+servers = 0.0
+for cid in sys.argv[1:]:
+    for path, scale, key in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e9, None),
+                             (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e6, "usage_usec")):
+        try:
+            text = open(path).read()
+        except OSError:
+            continue
+        value = int(text.split()[0]) if key is None else int(dict(l.split() for l in text.splitlines())[key])
+        servers += value / scale
+        break
+print(f"{machine:.2f} {servers:.2f}")
+PY
+}
+
+# timed STEP ARGS... -> "wall controller-cpu servers-cpu machine-cpu" (seconds); the controller's CPU
+# is ansible-playbook's and that of every process it waited for (bash's `times`, children's user +
+# system)
+timed() {
+  local t0 t1 m0 s0 m1 s1
+  read -r m0 s0 < <(cpu_now)
   t0=$(date +%s.%N)
   lc_play "$@" >/dev/null 2>&1 || return 1
-  python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)"
+  t1=$(date +%s.%N)
+  read -r m1 s1 < <(cpu_now)
+  # `times` into a file, not a pipe: a pipe's left side is a forked shell whose children's times are 0
+  times >"$LC_INV/times"
+  sed -n 2p "$LC_INV/times" | python3 -c '
+import re, sys
+t0, t1, m0, m1, s0, s1 = (float(x) for x in sys.argv[1:7])
+cpu = sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.stdin.read()))
+print(f"{t1 - t0:.1f} {cpu:.1f} {s1 - s0:.1f} {m1 - m0:.1f}")' "$t0" "$t1" "$m0" "$m1" "$s0" "$s1"
 }
 
 declare -A first again floor
@@ -97,12 +135,31 @@ for size in 1 "$N"; do
     -e teardown_confirm=bench "$ROOT/playbooks/teardown.yml"
 done
 
-ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
-printf '\n%-46s %10s %10s %8s\n' "site.yml (roles base, firewall, docker, node_exporter)" "1 server" "$N servers" "$N/1"
-printf '%-46s %9ss %9ss %8s\n' "first run (bootstrap as root, installs)" "${first[1]}" "${first[$N]}" "$(ratio "${first[$N]}" "${first[1]}")"
-printf '%-46s %9ss %9ss %8s\n' "no-change run" "${again[1]}" "${again[$N]}" "$(ratio "${again[$N]}" "${again[1]}")"
-printf '%-46s %9ss %9ss %8s\n' "ping floor (facts + ping)" "${floor[1]}" "${floor[$N]}" "$(ratio "${floor[$N]}" "${floor[1]}")"
-printf '\nno-change run of one server / its floor: %s (target <= 10; %s s, target <= 30 s)\n' \
-  "$(ratio "${again[1]}" "${floor[1]}")" "${again[1]}"
+# Each measurement is "wall controller-cpu servers-cpu machine-cpu"; the table shows the wall time, the
+# CPU that went into it, and the lower bound the machine's cores put on the wall time (all CPU used
+# on the machine in that run / the number of cores): a run whose wall time is near that bound was
+# waiting for CPU, not for Ansible.
+python3 - "$N" "$(nproc)" "${first[1]}" "${first[$N]}" "${again[1]}" "${again[$N]}" "${floor[1]}" "${floor[$N]}" <<'PY'
+import sys
+n, cores = int(sys.argv[1]), int(sys.argv[2])
+runs = [[float(x) for x in arg.split()] for arg in sys.argv[3:9]]
+rows = (("first run (bootstrap as root, installs)", runs[0], runs[1]),
+        ("no-change run", runs[2], runs[3]),
+        ("ping floor (facts + ping)", runs[4], runs[5]))
+print(f"\nsite.yml (roles base, firewall, docker, node_exporter) on {cores} cores")
+print(f"{'':<42} {'1 server':>9} {str(n) + ' servers':>11} {str(n) + '/1':>6}"
+      f" | {n}-server CPU s: {'ctrl':>6} {'servers':>8} {'machine':>8} {'CPU-bound':>9}")
+for name, one, many in rows:
+    print(f"{name:<42} {one[0]:>8.1f}s {many[0]:>10.1f}s {many[0] / one[0]:>6.2f}"
+          f" | {'':>15} {many[1]:>6.1f} {many[2]:>8.1f} {many[3]:>8.1f} {many[3] / cores:>8.1f}s")
+again, floor = rows[1], rows[2]
+print(f"\nno-change run of one server / its floor: {again[1][0] / floor[1][0]:.2f} (target <= 10;"
+      f" {again[1][0]:.1f} s, target <= 30 s)")
+print(f"no-change N/1 ({again[2][0] / again[1][0]:.2f}) over the floor's own N/1 ({floor[2][0] / floor[1][0]:.2f}):"
+      f" {(again[2][0] / again[1][0]) / (floor[2][0] / floor[1][0]):.2f}")
+for name, one, many in rows:
+    print(f"{name}: {n} servers took {many[0]:.1f} s; the machine's CPU alone needs {many[3] / cores:.1f} s"
+          f" ({100 * many[3] / cores / many[0]:.0f}% of the wall time)")
+PY
 printf 'the slowest tasks of the %s-server no-change run:\n' "$N"
 grep -E -- '-{4,} [0-9.]+s$' "$LC_LOGS/site-again-$N.log" | head -8 | sed 's/^/  /'
