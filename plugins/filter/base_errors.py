@@ -37,6 +37,24 @@ def _timezone(value: Any) -> str | None:
     return None if ok else "is not a time zone name such as Etc/UTC or Europe/Berlin"
 
 
+def _shell_timeout(value: Any) -> str | None:
+    ok = c.is_int(value) and (value == 0 or 60 <= value <= 86400)
+    return None if ok else "must be 0 (no shell timeout) or a whole number of seconds from 60 to 86400"
+
+
+def _banner(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty text (turn the banner off with base_banner_enabled: false)"
+    if len(value) > 2000:
+        return f"is {len(value)} characters long; at most 2000 (a banner is read before every login)"
+    control = sorted({f"U+{ord(ch):04X}" for ch in value if c.is_control(ch) and ch not in "\n\t"})
+    if control:
+        return f"holds control characters ({', '.join(control)}): terminals would act on them; plain text only"
+    if "\\" in value:
+        return "holds a backslash, which the console's getty reads as an escape in /etc/issue (\\n is the host name)"
+    return None
+
+
 # Every option whose value has a format or range; options with `choices` or of type bool are
 # fully checked by the argument spec. tests/integration/test_spec_bad_inputs.py requires every
 # other option to be listed here (or in FREE_FORM with a reason).
@@ -55,8 +73,9 @@ OPTIONS: dict[str, c.Check] = {
     "base_ssh_max_auth_tries": c.int_range(1, 6),
     "base_ssh_max_sessions": c.int_range(1, 64),
     "base_ssh_login_grace_time": c.int_range(10, 600, "seconds"),
-    "base_ssh_client_alive_interval": c.int_range(0, 3600, "seconds"),
-    "base_ssh_client_alive_count_max": c.int_range(0, 10),
+    # 0 in either turns the idle timeout off (OpenSSH: count 0 never closes the session)
+    "base_ssh_client_alive_interval": c.int_range(1, 3600, "seconds"),
+    "base_ssh_client_alive_count_max": c.int_range(1, 10),
     "base_ssh_rsa_host_key_bits": c.int_range(3072, 16384),
     "base_ssh_moduli_min_bits": c.int_range(3072, 8192),
     "base_ssh_kex_algorithms": c.nonempty(c.SSH_ALGORITHMS),
@@ -73,6 +92,10 @@ OPTIONS: dict[str, c.Check] = {
     "base_login_defs": _mapping_keys(r"^[A-Z][A-Z0-9_]*$", "login.defs keys like PASS_WARN_AGE",
                                      bad=({"pass max days": 1}, {"UMASK\nX": "1"})),
     "base_password_max_days": c.int_range(1, 99999, "days"),
+    "base_shell_timeout": c.Check(_shell_timeout, bad=(30, 86401, -1)),
+    "base_banner_text": c.Check(_banner, bad=("", "Authorised only\x1b[2J\n", "Host \\n\n", "x" * 2001)),
+    "base_sudo_logfile": c.ABSOLUTE_PATH,
+    "base_sudo_umask": c.pattern(r"^0[0-7]{3}$", "four octal digits such as 0022 or 0027", bad=("", "022", "0999", "u=rwx")),
     "base_packages": c.PACKAGE_NAMES,
     "base_packages_extra": c.PACKAGE_NAMES,
     "base_packages_absent": c.PACKAGE_NAMES,
@@ -205,6 +228,21 @@ def base_security_source(entries: Any, distribution: str, codename: str, uri: st
             "keyring": f"/usr/share/keyrings/{distribution.lower()}-archive-keyring.gpg"}
 
 
+def base_accounts_to_change(accounts: Any, users: Any, ssh_group: str, max_days: Any) -> list[dict[str, Any]]:
+    """The accounts of the base role that ansible.builtin.user would change: missing, another shell,
+    a group they should be in (``append``: groups are only added), or another maximum password age,
+    as host_probe read them (``users``)."""
+    users = users if isinstance(users, Mapping) else {}
+    out = []
+    for account in accounts or []:
+        found = users.get(account.get("name")) or {}
+        wanted = set(account.get("groups") or []) | ({ssh_group} if account.get("ssh", True) else set())
+        if (not found.get("exists") or found.get("shell") != account.get("shell", "/bin/bash")
+                or not wanted <= set(found.get("groups") or []) or found.get("max_days") != int(max_days)):
+            out.append(account)
+    return out
+
+
 def _security_errors(v: Mapping[str, Any], host: Mapping[str, Any]) -> list[str]:
     source = host.get("security_source") or {}
     if not source.get("missing") or not v.get("base_unattended_upgrades_enabled", True):
@@ -232,6 +270,10 @@ def base_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = N
     errors += _user_errors(v)
     errors += _lockout_errors(v, host)
     errors += _security_errors(v, host)
+    interval, count = v.get("base_ssh_client_alive_interval", 150), v.get("base_ssh_client_alive_count_max", 2)
+    if c.is_int(interval) and c.is_int(count) and interval > 0 and count > 0 and interval * count > 3600:
+        errors.append(f"base_ssh_client_alive_interval / base_ssh_client_alive_count_max: {interval} x {count} = "
+                      f"{interval * count} s before sshd closes an idle session; at most 3600 s (one hour)")
     tz = v.get("base_timezone")
     if "timezone_exists" in host and not host["timezone_exists"] and not _timezone(tz):
         errors.append(f"base_timezone: {tz!r} is not a time zone known to this host (e.g. Etc/UTC, Europe/Berlin)")
@@ -242,4 +284,5 @@ class FilterModule:
     """anvil.hetzner base filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"base_errors": base_errors, "base_security_source": base_security_source}
+        return {"base_errors": base_errors, "base_security_source": base_security_source,
+                "base_accounts_to_change": base_accounts_to_change}

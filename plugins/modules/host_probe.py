@@ -191,10 +191,13 @@ users:
     - For every account of O(users), whether it exists, its uid, its primary gid and the names of every
       group it belongs to (its primary group and the groups that list it as a member).
     - C(uid) and C(gid) are null and C(groups) is empty for an account that does not exist.
+    - C(shell) is its login shell and C(max_days) its maximum password age from C(/etc/shadow) (null
+      when the field is empty or the file is not readable).
   returned: always
   type: dict
-  sample: {"prometheus": {"exists": true, "uid": 108, "gid": 115, "groups": ["prometheus"]},
-           "nobody-x": {"exists": false, "uid": null, "gid": null, "groups": []}}
+  sample: {"prometheus": {"exists": true, "uid": 108, "gid": 115, "groups": ["prometheus"],
+                          "shell": "/usr/sbin/nologin", "max_days": 99999},
+           "nobody-x": {"exists": false, "uid": null, "gid": null, "groups": [], "shell": "", "max_days": null}}
 listening:
   description:
     - With O(listening_ports), every listening TCP socket and unconnected UDP socket, sorted by port.
@@ -524,15 +527,27 @@ def listening(proc: str = "/proc") -> list[dict]:
     return sorted(result, key=lambda item: (item["port"], item["proto"], item["address"]))
 
 
-def accounts(names: list[str]) -> dict:
-    """uid, primary gid and every group name of each account (see RETURN ``users``)."""
+def shadow_max_days(path: str = "/etc/shadow") -> dict:
+    """Every account's maximum password age (field 5 of the shadow file; None when empty)."""
+    ages = {}
+    for line in read_text(path).splitlines():
+        fields = line.split(":")
+        if len(fields) >= 5:
+            ages[fields[0]] = int(fields[4]) if fields[4].isdigit() else None
+    return ages
+
+
+def accounts(names: list[str], shadow: str = "/etc/shadow") -> dict:
+    """uid, primary gid, every group name, shell and maximum password age of each account (see
+    RETURN ``users``)."""
     result = {}
     all_groups = None
+    ages = shadow_max_days(shadow) if names else {}
     for name in names:
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
-            result[name] = {"exists": False, "uid": None, "gid": None, "groups": []}
+            result[name] = {"exists": False, "uid": None, "gid": None, "groups": [], "shell": "", "max_days": None}
             continue
         if all_groups is None:
             all_groups = grp.getgrall()
@@ -541,7 +556,8 @@ def accounts(names: list[str]) -> dict:
             groups.add(grp.getgrgid(entry.pw_gid).gr_name)
         except KeyError:
             groups.add(str(entry.pw_gid))  # a primary gid with no group entry
-        result[name] = {"exists": True, "uid": entry.pw_uid, "gid": entry.pw_gid, "groups": sorted(groups)}
+        result[name] = {"exists": True, "uid": entry.pw_uid, "gid": entry.pw_gid, "groups": sorted(groups),
+                        "shell": entry.pw_shell, "max_days": ages.get(name)}
     return result
 
 

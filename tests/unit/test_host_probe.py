@@ -146,14 +146,25 @@ def test_users_with_their_groups():
     import grp
     import pwd
     result = run({"users": ["root", "nobody", "no-such-user-x"]})
-    assert result["users"]["root"] == {"exists": True, "uid": 0, "gid": 0,
-                                       "groups": sorted({grp.getgrgid(0).gr_name}
-                                                        | {g.gr_name for g in grp.getgrall() if "root" in g.gr_mem})}
+    root = {key: result["users"]["root"][key] for key in ("exists", "uid", "gid", "groups", "shell")}
+    assert root == {"exists": True, "uid": 0, "gid": 0, "shell": pwd.getpwnam("root").pw_shell,
+                    "groups": sorted({grp.getgrgid(0).gr_name} | {g.gr_name for g in grp.getgrall() if "root" in g.gr_mem})}
     nobody = pwd.getpwnam("nobody")
     assert result["users"]["nobody"]["uid"] == nobody.pw_uid
     assert grp.getgrgid(nobody.pw_gid).gr_name in result["users"]["nobody"]["groups"]
-    assert result["users"]["no-such-user-x"] == {"exists": False, "uid": None, "gid": None, "groups": []}
+    assert result["users"]["no-such-user-x"] == {"exists": False, "uid": None, "gid": None, "groups": [],
+                                                 "shell": "", "max_days": None}
     assert result["missing_users"] == ["no-such-user-x"]
+
+
+def test_maximum_password_age_is_read_from_the_shadow_file(tmp_path):
+    from ansible_collections.anvil.hetzner.plugins.modules.host_probe import accounts, shadow_max_days
+    shadow = tmp_path / "shadow"
+    shadow.write_text("root:*:19000:0:99999:7:::\ndeploy:!:19000:0::7:::\nbroken\n")
+    assert shadow_max_days(str(shadow)) == {"root": 99999, "deploy": None}
+    assert accounts(["root"], str(shadow))["root"]["max_days"] == 99999
+    # an unreadable or missing file: unknown, not an error
+    assert shadow_max_days(str(tmp_path / "missing")) == {}
 
 
 def test_supplementary_groups_are_read_from_the_group_database(monkeypatch):
