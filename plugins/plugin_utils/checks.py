@@ -297,7 +297,7 @@ def typed(variables: Mapping[str, Any], role: str | Mapping[str, str]) -> dict[s
 NEWLINE_END = "ends with a newline (a YAML | block keeps it; use |- or a quoted string)"
 
 
-def _control(ch: str) -> bool:
+def is_control(ch: str) -> bool:
     return unicodedata.category(ch) == "Cc"
 
 
@@ -316,7 +316,7 @@ def secret_reason(value: Any, required: bool = False, min_len: int = 0) -> str |
             else "must be a string (the value is not shown)"
     if value.endswith(("\n", "\r")):
         return NEWLINE_END
-    if any(_control(ch) for ch in value):
+    if any(is_control(ch) for ch in value):
         return "contains a control character such as a newline, tab or escape (the value is not shown)"
     if min_len and len(value) < min_len:
         return f"must be at least {min_len} characters (the value is not shown)"

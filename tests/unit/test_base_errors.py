@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.anvil.hetzner.plugins.filter.base_errors import FilterModule, base_errors
+from ansible_collections.anvil.hetzner.plugins.filter.base_errors import FilterModule, base_accounts_to_change, base_errors
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID3VHxF/Az01zod1MBwV7V3P53WIpstPgZTETc47VKy/ alice@laptop"
 GOOD = {
@@ -47,6 +47,20 @@ def test_good_input():
         ({"base_sysctl_extra": {"kernel": 1}}, "base_sysctl_extra: {'kernel': 1} has keys"),
         ({"base_ssh_kex_algorithms": []}, "base_ssh_kex_algorithms: must not be empty"),
         ({"base_umask": "999"}, "base_umask: '999'"),
+        # issue 23
+        ({"base_ssh_client_alive_interval": 0, "base_ssh_client_alive_count_max": 0},
+         "base_ssh_client_alive_interval: 0 must be a whole number from 1 to 3600"),
+        ({"base_ssh_client_alive_count_max": 0}, "base_ssh_client_alive_count_max: 0 must be a whole number from 1"),
+        ({"base_ssh_client_alive_interval": 1800, "base_ssh_client_alive_count_max": 3}, "1800 x 3 = 5400 s"),
+        ({"base_shell_timeout": 30}, "base_shell_timeout: 30 must be 0 (no shell timeout)"),
+        ({"base_shell_timeout": 0}, None),
+        ({"base_banner_text": "Authorised\x1b[2J\n"}, "base_banner_text: 'Authorised\\x1b[2J\\n' holds control characters (U+001B)"),
+        ({"base_banner_text": "Host \\l\n"}, "holds a backslash"),
+        ({"base_banner_text": "  \n"}, "base_banner_text: '  \\n' must be a non-empty text"),
+        ({"base_banner_text": "Line one\n\tLine two\n"}, None),
+        ({"base_banner_text": "x" * 2001}, "2001 characters long"),
+        ({"base_sudo_umask": "022"}, "base_sudo_umask: '022' is not four octal digits"),
+        ({"base_sudo_logfile": "sudo.log"}, "base_sudo_logfile: 'sudo.log' is not an absolute path"),
     ],
 )
 def test_bad_input_is_named(changes, message):
@@ -126,3 +140,20 @@ def test_missing_security_suite_without_permission_to_add_it_is_refused():
     assert errors(host=host, base_apt_security_source=False, base_unattended_upgrades_enabled=False) == []
     nothing = {**HOST, "security_source": base_security_source([], "Debian", "bookworm")}
     assert errors(host=nothing)[0].startswith("base_apt_security_uri: apt's sources lack bookworm-security")
+
+
+def test_accounts_to_change_are_the_missing_and_the_different_ones():
+    accounts = [{"name": "deploy", "shell": "/bin/bash", "groups": [], "ssh": True},
+                {"name": "ops", "shell": "/bin/bash", "groups": ["adm"], "ssh": True},
+                {"name": "svc", "shell": "/bin/sh", "groups": [], "ssh": False}]
+    same = {"exists": True, "shell": "/bin/bash", "groups": ["deploy", "ssh-users"], "max_days": 99999}
+    users = {"deploy": same, "ops": {**same, "groups": ["ops", "ssh-users", "adm", "docker"]},
+             "svc": {**same, "shell": "/bin/sh", "groups": ["svc"]}}
+    assert base_accounts_to_change(accounts, users, "ssh-users", 99999) == []
+    # each difference alone makes the account one to change
+    for name, found in (("deploy", {**same, "exists": False}), ("deploy", {**same, "shell": "/bin/sh"}),
+                        ("ops", {**same, "groups": ["ops", "ssh-users"]}), ("deploy", {**same, "groups": ["deploy"]}),
+                        ("svc", {**users["svc"], "max_days": None}), ("svc", {**users["svc"], "max_days": 90})):
+        changed = base_accounts_to_change(accounts, {**users, name: found}, "ssh-users", "99999")
+        assert [a["name"] for a in changed] == [name], (name, found)
+    assert [a["name"] for a in base_accounts_to_change(accounts, {}, "ssh-users", 99999)] == ["deploy", "ops", "svc"]

@@ -80,7 +80,9 @@ def test_effective_sshd_config_is_hardened_despite_cloud_init_dropin(host):
     assert conf["x11forwarding"] == "no"
     assert conf["allowtcpforwarding"] == "no"
     assert conf["allowagentforwarding"] == "no"
-    assert conf["clientaliveinterval"] == "300"
+    # an idle or dead session closes after 150 s x 2 unanswered probes (issue 23: <= 5 minutes)
+    assert conf["clientaliveinterval"] == "150"
+    assert conf["clientalivecountmax"] == "2"
     assert conf["allowgroups"] == "ssh-users"
     weak = {"3des-cbc", "aes128-cbc", "aes256-cbc", "hmac-sha1", "hmac-md5", "diffie-hellman-group1-sha1",
             "diffie-hellman-group14-sha1", "ecdh-sha2-nistp256", "ssh-rsa", "ecdsa-sha2-nistp256"}
@@ -138,8 +140,37 @@ def test_sysctl_file_content(host):
         assert line in content
 
 
+# issue 23: the keys an ANSSI BP-28 scan found missing, persisted with their hardened values
+HARDENED_KEYS = {
+    "kernel.panic_on_oops": "1", "kernel.perf_event_paranoid": "3", "kernel.pid_max": "65536",
+    "vm.mmap_min_addr": "65536", "kernel.kexec_load_disabled": "1",
+    "net.ipv4.conf.all.accept_local": "0", "net.ipv4.conf.all.route_localnet": "0",
+    "net.ipv4.conf.all.shared_media": "0", "net.ipv4.conf.default.shared_media": "0",
+    "net.ipv4.conf.all.arp_filter": "1", "net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2",
+    "net.ipv6.conf.all.accept_ra_defrtr": "0", "net.ipv6.conf.all.accept_ra_pinfo": "0",
+    "net.ipv6.conf.all.accept_ra_rtr_pref": "0", "net.ipv6.conf.all.autoconf": "0",
+    "net.ipv6.conf.all.router_solicitations": "0", "net.ipv6.conf.default.max_addresses": "1",
+    "net.ipv4.tcp_timestamps": "1",
+}
+
+
+def test_sysctl_file_persists_the_hardened_keys_and_is_valid(host):
+    """Every key is written once, with its hardened value (a container cannot set kernel
+    parameters, so the file is what the test can see)."""
+    entries = {}
+    for line in host.file("/etc/sysctl.d/90-anvil-hardening.conf").content_string.splitlines():
+        if line and not line.startswith("#"):
+            key, _sep, value = line.partition(" = ")
+            assert key not in entries, key
+            entries[key] = value
+    for key, value in HARDENED_KEYS.items():
+        assert entries.get(key) == value, key
+
+
 def test_modules_and_core_dumps_are_off(host):
-    assert "install cramfs /bin/false" in host.file("/etc/modprobe.d/90-anvil-blacklist.conf").content_string
+    blacklist = host.file("/etc/modprobe.d/90-anvil-blacklist.conf").content_string
+    for module in ("cramfs", "usb-storage", "firewire-core"):
+        assert f"install {module} /bin/false" in blacklist and f"blacklist {module}" in blacklist
     assert "hard    core    0" in host.file("/etc/security/limits.d/90-anvil-coredump.conf").content_string
     assert host.run("su - deploy -c 'ulimit -Hc'").stdout.strip() == "0"
 
@@ -191,3 +222,77 @@ def test_time_zone_journald_and_swap_file(host):
 def test_services_running(host, service):
     assert host.service(service).is_running
     assert host.service(service).is_enabled
+
+
+# --- issue 23: sessions, logins and sudo ----------------------------------------------------------
+BANNER = "Authorised access only."
+
+
+def test_sshd_shows_the_banner_before_login(host):
+    """The banner arrives before authentication: even the refused root login sees it."""
+    result = ssh(host, "root")
+    assert result.rc == 255
+    assert BANNER in result.stderr
+    for path in ("/etc/issue", "/etc/issue.net"):
+        assert host.file(path).content_string.startswith(BANNER)
+    assert sshd_effective(host)["banner"] == "/etc/issue.net"
+
+
+def test_sudo_defaults_are_in_force_for_the_deploy_user(host):
+    listing = ssh(host, "deploy", cmd="sudo -n -l").stdout
+    for entry in ("use_pty", "logfile=/var/log/sudo.log", "umask=0022", "ignore_dot", "!rootpw", "!runaspw",
+                  "!targetpw", "!visiblepw"):
+        assert entry in listing, entry
+    assert host.file("/etc/sudoers.d/00-anvil-defaults").mode == 0o440
+
+
+def test_sudo_logs_every_command_to_its_own_rotated_file(host):
+    marker = "anvil-sudo-log-check"
+    result = ssh(host, "deploy", cmd=f"sudo -n /bin/echo {marker}")
+    assert result.rc == 0, result.stderr
+    log = host.file("/var/log/sudo.log")
+    # sudo wraps long log lines: compare with the white space folded
+    assert f"COMMAND=/bin/echo {marker}" in " ".join(log.content_string.split())
+    assert log.mode == 0o600
+    assert "/var/log/sudo.log {" in host.file("/etc/logrotate.d/anvil-sudo").content_string
+    assert host.run("logrotate --debug /etc/logrotate.d/anvil-sudo").rc == 0
+
+
+def test_interactive_shells_time_out_and_scripts_do_not(host):
+    interactive = ssh(host, "deploy", cmd="\"bash -lic 'echo TMOUT=\\$TMOUT' 2>/dev/null\"")
+    assert "TMOUT=600" in interactive.stdout, interactive.stdout + interactive.stderr
+    script = ssh(host, "deploy", cmd="\"bash -lc 'echo TMOUT=\\${TMOUT:-unset}'\"")
+    assert "TMOUT=unset" in script.stdout
+    # read-only: a user cannot switch it off
+    assert ssh(host, "deploy", cmd="\"bash -lic 'TMOUT=0' 2>&1\"").stdout.count("readonly") == 1
+
+
+def test_each_login_gets_its_own_temporary_directory(host):
+    uid = host.user("deploy").uid
+    result = ssh(host, "deploy", cmd="'echo $TMPDIR'")
+    assert result.stdout.strip() == f"/tmp/user/{uid}"
+    assert host.file(f"/tmp/user/{uid}").mode == 0o700
+
+
+def test_root_may_log_in_on_no_console(host):
+    securetty = host.file("/etc/securetty")
+    assert securetty.exists and securetty.size == 0
+
+
+def test_homes_and_init_files_are_private(host):
+    for user in ("deploy", "pwuser"):
+        home = host.user(user).home
+        assert host.file(home).mode == 0o700, user
+        for name in (".bashrc", ".profile"):
+            init = host.file(f"{home}/{name}")
+            assert init.exists and init.mode == 0o600, (user, name)
+
+
+def test_needrestart_restarts_services_automatically(host):
+    """needrestart's effective configuration (its main file, then conf.d, as needrestart reads
+    them): automatic restarts, never of Docker's engine, no kernel prompt."""
+    script = ("our %nrconf; do $_ for ('/etc/needrestart/needrestart.conf', sort glob('/etc/needrestart/conf.d/*.conf'));"
+              " print join(' ', $nrconf{restart}, $nrconf{kernelhints},"
+              " (grep { 'docker' =~ $_ && !$nrconf{override_rc}->{$_} } keys %{$nrconf{override_rc}}) ? 'docker-kept' : 'docker-restarted')")
+    assert host.check_output("perl -e %s", script).split() == ["a", "-1", "docker-kept"]
+    assert host.file("/etc/apt/apt.conf.d/99needrestart").exists
