@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,9 +65,35 @@ def _truthy(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
+def block_differs(content: Any, block: Any, marker: str, present: bool = True) -> bool:
+    """Whether ansible.builtin.blockinfile would change a file whose text host_probe read
+    (``contents``): with ``present``, unless the marker lines with exactly these lines between them
+    are in the file; without, when the begin marker is there. A file not read (None) differs."""
+    if not isinstance(content, str):
+        return True
+    lines = content.splitlines()
+    begin, end = marker.replace("{mark}", "BEGIN"), marker.replace("{mark}", "END")
+    if not _truthy(present):
+        return begin in lines
+    wanted = [begin] + str(block or "").splitlines() + [end]
+    return not any(lines[i:i + len(wanted)] == wanted for i, line in enumerate(lines) if line == begin)
+
+
+def line_differs(content: Any, regexp: str, line: str) -> bool:
+    """Whether ansible.builtin.lineinfile (state present, with ``regexp``) would change a file whose
+    text host_probe read: it replaces the last line that matches, or adds the line when none does.
+    A file not read (None) differs."""
+    if not isinstance(content, str):
+        return True
+    compiled = re.compile(regexp)
+    matching = [text for text in content.splitlines() if compiled.search(text)]
+    return not matching or matching[-1] != line
+
+
 class FilterModule:
-    """anvil.hetzner file_differs, files_to_write, dirs_to_make and services_to_change filters."""
+    """anvil.hetzner file_differs, files_to_write, dirs_to_make, services_to_change, block_differs and
+    line_differs filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"file_differs": file_differs, "files_to_write": files_to_write, "dirs_to_make": dirs_to_make,
-                "services_to_change": services_to_change}
+                "services_to_change": services_to_change, "block_differs": block_differs, "line_differs": line_differs}

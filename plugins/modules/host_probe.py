@@ -53,6 +53,13 @@ options:
     type: list
     elements: str
     default: []
+  contents:
+    description:
+      - Text files to read whole, returned in RV(contents) (for a task that edits part of a file, such
+        as a marked block or one line, to compare before it runs). Not for secrets; at most 256 KiB each.
+    type: list
+    elements: str
+    default: []
   services:
     description: systemd units whose enabled and active state to read, returned in RV(services).
     type: list
@@ -161,6 +168,12 @@ files:
   returned: always
   type: dict
   sample: {"/etc/modprobe.d": {"exists": true, "isdir": true, "mode": "0755", "owner": "root", "group": "root", "sha1": ""}}
+contents:
+  description: For every path of O(contents), its text (UTF-8, undecodable bytes replaced); null when it is
+    missing, not a regular file or larger than 256 KiB.
+  returned: always
+  type: dict
+  sample: {"/etc/default/ufw": "IPV6=yes\nDEFAULT_INPUT_POLICY=\"DROP\"\n"}
 services:
   description: For every unit of O(services), C(enabled) (the unit file state is enabled) and C(active).
   returned: always
@@ -527,6 +540,20 @@ def listening(proc: str = "/proc") -> list[dict]:
     return sorted(result, key=lambda item: (item["port"], item["proto"], item["address"]))
 
 
+CONTENT_LIMIT = 256 * 1024
+
+
+def file_text(path: str, limit: int = CONTENT_LIMIT) -> str | None:
+    """A regular file's text, or None when it is missing, not a regular file or over ``limit`` bytes."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode) or os.path.getsize(path) > limit:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
 def shadow_max_days(path: str = "/etc/shadow") -> dict:
     """Every account's maximum password age (field 5 of the shadow file; None when empty)."""
     ages = {}
@@ -571,6 +598,7 @@ def main() -> None:
             "calendars": {"type": "list", "elements": "str", "default": []},
             "apt_sources": {"type": "bool", "default": False},
             "files": {"type": "list", "elements": "str", "default": []},
+            "contents": {"type": "list", "elements": "str", "default": []},
             "services": {"type": "list", "elements": "str", "default": []},
             "login_defs": {"type": "bool", "default": False},
             "groups": {"type": "list", "elements": "str", "default": []},
@@ -595,6 +623,7 @@ def main() -> None:
         users=accounts(params["users"]),
         listening=listening() if params["listening_ports"] else [],
         files={path: describe(path) for path in params["files"]},
+        contents={path: file_text(path) for path in params["contents"]},
         services=services(module, params["services"]),
         login_defs=login_defs() if params["login_defs"] else {},
         missing_groups=missing(params["groups"], grp.getgrnam),

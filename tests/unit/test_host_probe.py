@@ -177,3 +177,17 @@ def test_supplementary_groups_are_read_from_the_group_database(monkeypatch):
                                                   grp.struct_group(("adm", "x", 4, ["bob"]))])
     monkeypatch.setattr(grp, "getgrgid", lambda gid: grp.struct_group(("alice", "x", gid, [])))
     assert host_probe.accounts(["alice"])["alice"]["groups"] == ["alice", "docker", "sudo"]
+
+
+def test_contents_are_read_whole_or_null(tmp_path):
+    from ansible_collections.anvil.hetzner.plugins.modules.host_probe import file_text
+    text = tmp_path / "ufw"
+    text.write_bytes(b"IPV6=yes\n# caf\xc3\xa9 \xff\n")
+    assert file_text(str(text)) == "IPV6=yes\n# caf\u00e9 \ufffd\n"
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 11)
+    assert file_text(str(big), limit=10) is None
+    assert file_text(str(tmp_path)) is None  # a directory
+    assert file_text(str(tmp_path / "missing")) is None
+    result = run({"contents": [str(text), str(tmp_path / "missing")]})
+    assert result["contents"] == {str(text): "IPV6=yes\n# caf\u00e9 \ufffd\n", str(tmp_path / "missing"): None}
