@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.anvil.hetzner.plugins.plugin_utils import audit_rules
 from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
 
 
@@ -55,6 +56,16 @@ def _banner(value: Any) -> str | None:
     return None
 
 
+def _audit_rule(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "is not an audit rule line"
+    if value.strip().startswith("-e"):
+        return "sets the audit mode (-e), which base_audit_immutable decides"
+    if value.strip() == "-D" or value.strip().startswith(("-b", "-f", "-r", "--backlog_wait_time")):
+        return "changes auditd's own settings, which the distribution's rules file holds; only -w and -a rules here"
+    return audit_rules.rule_error(value)
+
+
 # Every option whose value has a format or range; options with `choices` or of type bool are
 # fully checked by the argument spec. tests/integration/test_spec_bad_inputs.py requires every
 # other option to be listed here (or in FREE_FORM with a reason).
@@ -93,6 +104,10 @@ OPTIONS: dict[str, c.Check] = {
                                      bad=({"pass max days": 1}, {"UMASK\nX": "1"})),
     "base_password_max_days": c.int_range(1, 99999, "days"),
     "base_shell_timeout": c.Check(_shell_timeout, bad=(30, 86401, -1)),
+    "base_audit_rules_extra": c.Check(_audit_rule, each=True, bad=(["-w /etc/hosts -p wz -k hosts"], ["-a always,exit -F bogus=1"],
+                                                                   ["-e 0"], ["-w etc/hosts"], ["-k key-without-rule"])),
+    "base_audit_max_log_file_mb": c.int_range(1, 1024, "MB"),
+    "base_audit_num_logs": c.int_range(2, 99),
     "base_banner_text": c.Check(_banner, bad=("", "Authorised only\x1b[2J\n", "Host \\n\n", "x" * 2001)),
     "base_sudo_logfile": c.ABSOLUTE_PATH,
     "base_sudo_umask": c.pattern(r"^0[0-7]{3}$", "four octal digits such as 0022 or 0027", bad=("", "022", "0999", "u=rwx")),
@@ -228,6 +243,11 @@ def base_security_source(entries: Any, distribution: str, codename: str, uri: st
             "keyring": f"/usr/share/keyrings/{distribution.lower()}-archive-keyring.gpg"}
 
 
+def base_audit_rules(architecture: str, privileged: Any, extra: Any = None) -> str:
+    """The base role's audit rules for this host (plugins/plugin_utils/audit_rules.py)."""
+    return audit_rules.base_rules(str(architecture), [str(p) for p in privileged or []], list(extra or []))
+
+
 def base_accounts_to_change(accounts: Any, users: Any, ssh_group: str, max_days: Any) -> list[dict[str, Any]]:
     """The accounts of the base role that ansible.builtin.user would change: missing, another shell,
     a group they should be in (``append``: groups are only added), or another maximum password age,
@@ -285,4 +305,4 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"base_errors": base_errors, "base_security_source": base_security_source,
-                "base_accounts_to_change": base_accounts_to_change}
+                "base_accounts_to_change": base_accounts_to_change, "base_audit_rules": base_audit_rules}

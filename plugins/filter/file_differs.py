@@ -90,10 +90,17 @@ def line_differs(content: Any, regexp: str, line: str) -> bool:
     return not matching or matching[-1] != line
 
 
+def lines_to_write(items: Any, content: Any, regexp_key: str = "regexp", line_key: str = "line") -> list:
+    """The items of a lineinfile loop (over one file whose text host_probe read) whose line
+    line_differs: a no-change run loops over nothing."""
+    return [item for item in list(items or []) if line_differs(content, item[regexp_key], item[line_key])]
+
+
 class FilterModule:
-    """anvil.hetzner file_differs, files_to_write, dirs_to_make, services_to_change, block_differs and
-    line_differs filters."""
+    """anvil.hetzner file_differs, files_to_write, dirs_to_make, services_to_change, block_differs,
+    line_differs and lines_to_write filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"file_differs": file_differs, "files_to_write": files_to_write, "dirs_to_make": dirs_to_make,
-                "services_to_change": services_to_change, "block_differs": block_differs, "line_differs": line_differs}
+                "services_to_change": services_to_change, "block_differs": block_differs, "line_differs": line_differs,
+                "lines_to_write": lines_to_write}

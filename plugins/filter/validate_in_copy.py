@@ -69,7 +69,9 @@ def validate_in_copy(command: str, dest: str, tree: str = "", owner: str = "") -
         raise AnsibleFilterError(f"validate_in_copy: tree must be an absolute path, got {tree!r}")
     if owner and not _SAFE_NAME.match(owner):
         raise AnsibleFilterError(f"validate_in_copy: owner must be a user name, got {owner!r}")
-    steps = ['d=$(mktemp -d)']
+    # an absolute template: with libpam-tmpdir, root's TMPDIR is /tmp/user/0 (0700), where the owner
+    # the copy is handed to could not reach it
+    steps = ['d=$(mktemp -d /tmp/anvil-validate.XXXXXX)']
     if tree:
         steps.append(f'cp -a {tree}/. "$d"/')
     steps.append(f'mkdir -p "$(dirname "$d/{dest}")"')

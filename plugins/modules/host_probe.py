@@ -53,6 +53,13 @@ options:
     type: list
     elements: str
     default: []
+  setuid_dirs:
+    description:
+      - Directories to scan (at most three levels down, staying on their file system, not following
+        links) for programs with the setuid or setgid bit, returned in RV(setuid_files).
+    type: list
+    elements: str
+    default: []
   contents:
     description:
       - Text files to read whole, returned in RV(contents) (for a task that edits part of a file, such
@@ -168,6 +175,12 @@ files:
   returned: always
   type: dict
   sample: {"/etc/modprobe.d": {"exists": true, "isdir": true, "mode": "0755", "owner": "root", "group": "root", "sha1": ""}}
+setuid_files:
+  description: The regular files under O(setuid_dirs) with the setuid or setgid bit, by their real path, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/usr/bin/passwd", "/usr/bin/sudo"]
 contents:
   description: For every path of O(contents), its text (UTF-8, undecodable bytes replaced); null when it is
     missing, not a regular file or larger than 256 KiB.
@@ -554,6 +567,40 @@ def file_text(path: str, limit: int = CONTENT_LIMIT) -> str | None:
         return None
 
 
+def setuid_files(dirs: list[str], depth: int = 3) -> list[str]:
+    """Regular files with the setuid or setgid bit under ``dirs`` (``depth`` levels down, one file
+    system each, links not followed), by real path: /bin and /usr/bin of a merged-/usr system count
+    once. Programs live near the top (/usr/lib/openssh/ssh-keysign); the depth bounds the time on a
+    host with a large /usr/lib."""
+    found = set()
+    for top in dirs:
+        try:
+            device = os.stat(top).st_dev
+        except OSError:
+            continue
+        base = top.rstrip("/").count("/")
+        for root, subdirs, files in os.walk(top):
+            below = root.rstrip("/").count("/") - base
+            subdirs[:] = [d for d in subdirs if below < depth - 1 and _same_device(os.path.join(root, d), device)]
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode) and info.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                    found.add(os.path.realpath(path))
+    return sorted(found)
+
+
+def _same_device(path: str, device: int) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return not stat.S_ISLNK(info.st_mode) and info.st_dev == device
+
+
 def shadow_max_days(path: str = "/etc/shadow") -> dict:
     """Every account's maximum password age (field 5 of the shadow file; None when empty)."""
     ages = {}
@@ -599,6 +646,7 @@ def main() -> None:
             "apt_sources": {"type": "bool", "default": False},
             "files": {"type": "list", "elements": "str", "default": []},
             "contents": {"type": "list", "elements": "str", "default": []},
+            "setuid_dirs": {"type": "list", "elements": "str", "default": []},
             "services": {"type": "list", "elements": "str", "default": []},
             "login_defs": {"type": "bool", "default": False},
             "groups": {"type": "list", "elements": "str", "default": []},
@@ -624,6 +672,7 @@ def main() -> None:
         listening=listening() if params["listening_ports"] else [],
         files={path: describe(path) for path in params["files"]},
         contents={path: file_text(path) for path in params["contents"]},
+        setuid_files=setuid_files(params["setuid_dirs"]),
         services=services(module, params["services"]),
         login_defs=login_defs() if params["login_defs"] else {},
         missing_groups=missing(params["groups"], grp.getgrnam),

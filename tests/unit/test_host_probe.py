@@ -191,3 +191,16 @@ def test_contents_are_read_whole_or_null(tmp_path):
     assert file_text(str(tmp_path / "missing")) is None
     result = run({"contents": [str(text), str(tmp_path / "missing")]})
     assert result["contents"] == {str(text): "IPV6=yes\n# caf\u00e9 \ufffd\n", str(tmp_path / "missing"): None}
+
+
+def test_setuid_scan_finds_the_bits_once_and_nothing_else(tmp_path):
+    from ansible_collections.anvil.hetzner.plugins.modules.host_probe import setuid_files
+    bin_dir = tmp_path / "usr" / "bin"
+    (bin_dir / "sub").mkdir(parents=True)
+    for name, mode in (("suid", 0o4755), ("sgid", 0o2755), ("plain", 0o755), ("sub/deep", 0o4750)):
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        os.chmod(bin_dir / name, mode)
+    (tmp_path / "bin").symlink_to(bin_dir)  # merged /usr: the same files twice
+    (bin_dir / "link").symlink_to(bin_dir / "suid")
+    found = setuid_files([str(tmp_path / "bin"), str(bin_dir), str(tmp_path / "missing")])
+    assert found == sorted(str(bin_dir / name) for name in ("suid", "sgid", "sub/deep"))

@@ -38,6 +38,20 @@ def test_exit_status_of_the_command_is_kept_and_the_copy_removed(tmp_path):
     assert not Path(marker.read_text().strip()).exists()
 
 
+def test_the_copy_is_outside_a_private_tmpdir(tmp_path, monkeypatch):
+    """libpam-tmpdir (anvil.hetzner.base) gives root TMPDIR=/tmp/user/0, mode 0700: a copy made there
+    could not be read by the user it is handed to (caddy). The copy goes to /tmp itself."""
+    private = tmp_path / "user-0"
+    private.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(private))
+    new = tmp_path / "Caddyfile"
+    new.write_text("x")
+    marker = tmp_path / "dir-was"
+    assert run(validate_in_copy(f"echo {{dir}} > {marker}", "Caddyfile"), new) == 0
+    made = marker.read_text().strip()
+    assert made.startswith("/tmp/anvil-validate.") and not made.startswith(str(private))
+
+
 @pytest.mark.parametrize(("args", "kwargs"), [(("true", "f"), {}), (("x {dir}", "/abs"), {}),
                                               (("x {dir}", "../up"), {}), (("x {dir}", "f"), {"tree": "rel"}),
                                               (("x {dir}", "f"), {"owner": "a;b"})])

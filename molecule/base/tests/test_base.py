@@ -296,3 +296,55 @@ def test_needrestart_restarts_services_automatically(host):
               " (grep { 'docker' =~ $_ && !$nrconf{override_rc}->{$_} } keys %{$nrconf{override_rc}}) ? 'docker-kept' : 'docker-restarted')")
     assert host.check_output("perl -e %s", script).split() == ["a", "-1", "docker-kept"]
     assert host.file("/etc/apt/apt.conf.d/99needrestart").exists
+
+
+# --- issue 23: the audit trail -------------------------------------------------------------------
+RULES = "/etc/audit/rules.d/50-anvil.rules"
+CHECK = "/usr/local/lib/anvil/audit-rules-check"
+
+
+def test_audit_rules_watch_what_reviewers_check(host):
+    rules = host.file(RULES)
+    assert rules.mode == 0o640 and rules.user == "root"
+    text = rules.content_string
+    for watch in ("-w /etc/passwd -p wa -k identity", "-w /etc/shadow -p wa -k identity", "-w /etc/sudoers -p wa -k sudoers",
+                  "-w /etc/sudoers.d -p wa -k sudoers", "-w /etc/ssh/sshd_config -p wa -k sshd",
+                  "-w /etc/audit -p wa -k audit-config", "-w /usr/sbin/modprobe -p x -k modules"):
+        assert watch in text, watch
+    for group in ("-k time-change", "-k modules", "-k mounts", "-F exit=-EACCES", "-F exit=-EPERM"):
+        assert group in text, group
+
+
+def test_every_setuid_program_on_the_host_has_a_rule(host):
+    """The rules name what a scan of the host finds (a scan of its own, with find)."""
+    found = host.check_output("find /usr /opt -xdev -perm /6000 -type f 2>/dev/null | sort").split()
+    assert "/usr/bin/sudo" in found and "/usr/bin/passwd" in found
+    text = host.file(RULES).content_string
+    missing = [path for path in found if f"-F path={path} -F perm=x " not in text]
+    assert not missing
+
+
+def test_audit_rules_pass_the_hosts_check_and_build_into_audit_rules(host):
+    result = host.run(f"python3 {CHECK} {RULES}")
+    assert result.rc == 0, result.stderr
+    # augenrules without --load merges rules.d into audit.rules (a container cannot load them)
+    assert host.run("augenrules").rc in (0, 1)
+    assert "-w /etc/sudoers -p wa -k sudoers" in host.file("/etc/audit/audit.rules").content_string
+    assert not host.service("auditd").is_running  # a container: written and checked, not started
+
+
+def test_the_hosts_check_refuses_a_syscall_this_host_does_not_have(host):
+    """The check holds -S names against ausyscall's table: a typo that auditctl would refuse at boot
+    never replaces the rules in place."""
+    bad = "/root/anvil-bad.rules"
+    host.run(f"printf '%s\\n' '-w /etc/passwd -p wa -k identity' '-a always,exit -F arch=b64 -S openat,no_such_call -k x' > {bad}")
+    result = host.run(f"python3 {CHECK} {bad}")
+    assert result.rc == 1
+    assert "line 2: -S no_such_call: not a syscall of this host's b64 table" in result.stderr
+
+
+def test_audit_log_is_bounded_and_rotated(host):
+    conf = host.file("/etc/audit/auditd.conf").content_string.splitlines()
+    for line in ("max_log_file = 8", "num_logs = 5", "max_log_file_action = ROTATE"):
+        assert line in conf, line
+    assert not host.file("/etc/audit/rules.d/99-anvil-immutable.rules").exists
