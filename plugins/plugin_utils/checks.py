@@ -174,6 +174,8 @@ HOST_NAMES = pattern(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$", "a host name
 EMAIL = pattern(r"^[^@\s\"']+@[^@\s\"']+\.[^@\s\"']+$", "an e-mail address", bad=("root", "a b@c.d", "x@"),
                 empty_ok=True)
 ABSOLUTE_PATH = pattern(r"^/[A-Za-z0-9._~/@+-]*$", "an absolute path", bad=("", "relative/path", "/with space"))
+ABSOLUTE_PATHS_PLAIN = pattern(r"^/[A-Za-z0-9._~/@+-]*$", "an absolute path (no globs or spaces)",
+                               bad=(["relative"], ["/with space"], ["/etc/*"]), each=True)
 ABSOLUTE_PATHS = pattern(r"^/[A-Za-z0-9._~/@+*?-]*$", "an absolute path (globs allowed)",
                          bad=(["relative/*.log"], ["/a b"]), each=True)
 SHELL = pattern(r"^/[A-Za-z0-9._/-]+$", "an absolute path to a shell", bad=("", "bash", "/bin/ba sh"))

@@ -298,6 +298,63 @@ def test_needrestart_restarts_services_automatically(host):
     assert host.file("/etc/apt/apt.conf.d/99needrestart").exists
 
 
+# --- issue 23: file integrity (AIDE) --------------------------------------------------------------
+# Before the audit tests: augenrules rewrites /etc/audit/audit.rules, which AIDE watches.
+TOOL = "/usr/local/lib/anvil/anvil-aide"
+PROM = "/var/lib/prometheus/node-exporter/aide.prom"
+
+
+def aide_metrics(host) -> dict[str, float]:
+    values = {}
+    for line in host.file(PROM).content_string.splitlines():
+        if line.startswith("anvil_aide_"):
+            name, value = line.split()
+            values[name] = float(value)
+    return values
+
+
+def test_aide_baseline_holds_the_roles_own_changes_and_a_change_after_it_is_reported(host):
+    """Right after the role (converge, then the idempotence run), the check finds nothing: the
+    baseline was taken after the role's own changes. A file added after it is reported, by name and
+    in the metrics; accepting makes it the baseline."""
+    clean = host.run(f"{TOOL} check")
+    assert clean.rc == 0, clean.stdout + clean.stderr
+    assert "found NO differences" in clean.stdout, clean.stdout[:2000]
+    metrics = aide_metrics(host)
+    assert metrics["anvil_aide_last_check_success"] == 1
+    assert (metrics["anvil_aide_files_added"], metrics["anvil_aide_files_removed"], metrics["anvil_aide_files_changed"]) == (0, 0, 0)
+    try:
+        host.run("echo planted > /etc/anvil-aide-probe && sed -i '$ a # anvil-aide-test' /etc/login.defs")
+        found = host.run(f"{TOOL} check")
+        assert found.rc == 0, found.stderr
+        assert "/etc/anvil-aide-probe" in found.stdout and "/etc/login.defs" in found.stdout
+        metrics = aide_metrics(host)
+        assert metrics["anvil_aide_files_added"] == 1 and metrics["anvil_aide_files_changed"] >= 1
+        assert 'anvil_textfile_max_age_seconds{textfile="aide"}' in host.file(PROM).content_string
+    finally:
+        host.run("rm -f /etc/anvil-aide-probe && sed -i '/^# anvil-aide-test$/d' /etc/login.defs")
+    accepted = host.run(f"{TOOL} accept")
+    assert accepted.rc == 0, accepted.stderr
+    assert "found NO differences" in host.run(f"{TOOL} check").stdout
+    assert aide_metrics(host)["anvil_aide_files_changed"] == 0
+
+
+def test_aide_check_runs_on_a_timer_and_fails_without_a_baseline(host):
+    assert host.service("anvil-aide-check.timer").is_enabled
+    assert host.service("anvil-aide-check.timer").is_running
+    assert host.file("/etc/aide/anvil.conf").mode == 0o600
+    # aide's own daily check (aide-common) and its mail server were not pulled in
+    assert not host.package("aide-common").is_installed
+    host.run("mv /var/lib/aide/anvil.db.gz /var/lib/aide/anvil.db.gz.away")
+    try:
+        missing = host.run(f"{TOOL} check")
+        assert missing.rc == 1 and "no baseline" in missing.stderr
+        assert aide_metrics(host)["anvil_aide_last_check_success"] == 0
+    finally:
+        host.run("mv /var/lib/aide/anvil.db.gz.away /var/lib/aide/anvil.db.gz")
+    assert host.run(f"{TOOL} check").rc == 0
+
+
 # --- issue 23: the audit trail -------------------------------------------------------------------
 RULES = "/etc/audit/rules.d/50-anvil.rules"
 CHECK = "/usr/local/lib/anvil/audit-rules-check"
