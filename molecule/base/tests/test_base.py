@@ -298,6 +298,51 @@ def test_needrestart_restarts_services_automatically(host):
     assert host.file("/etc/apt/apt.conf.d/99needrestart").exists
 
 
+# --- issue 23: accounts with passwords (PAM) ---------------------------------------------------------
+def pam_lines(host, name: str) -> list[str]:
+    return [" ".join(line.split()) for line in host.file(f"/etc/pam.d/{name}").content_string.splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_pam_stacks_hold_faillock_pwquality_and_pwhistory_in_order(host):
+    auth = pam_lines(host, "common-auth")
+    assert auth[0] == "auth requisite pam_faillock.so preauth"
+    unix = next(i for i, line in enumerate(auth) if "pam_unix.so" in line)
+    assert auth[unix + 1] == "auth [default=die] pam_faillock.so authfail"
+    assert "account required pam_faillock.so" in pam_lines(host, "common-account")
+    password = [line.split()[2] for line in pam_lines(host, "common-password")]
+    assert password.index("pam_pwquality.so") < password.index("pam_pwhistory.so") < password.index("pam_unix.so")
+    assert "remember=5" in host.file("/etc/pam.d/common-password").content_string
+
+
+def test_weak_passwords_are_refused_by_pwquality(host):
+    script = ("import pwquality\ns = pwquality.PWQSettings(); s.read_config()\n"
+              "for pw in ('Short1aA', 'aaaaaaaaaaaaaaaa', 'Vq7#mZ2!kR9$wL4p'):\n"
+              "    try:\n        s.check(pw); print('ok')\n    except pwquality.PWQError as e:\n        print('refused')\n")
+    assert host.check_output("python3 -c %s", script).split() == ["refused", "refused", "ok"]
+
+
+def test_wrong_passwords_lock_the_account(host):
+    """Five wrong passwords (base_pam_faillock_deny) lock pwuser: the sixth try is refused as locked."""
+    host.run("faillock --user pwuser --reset")
+    try:
+        for _unused in range(5):
+            host.run("runuser -u pwuser -- sshpass -p wrong-password su pwuser -c true")
+        locked = host.run("runuser -u pwuser -- sshpass -p Secret-Pass-123 su pwuser -c true")
+        assert locked.rc != 0
+        assert "The account is locked due to 5 failed logins" in locked.stdout + locked.stderr
+        assert host.check_output("faillock --user pwuser").count(" su ") >= 5
+    finally:
+        host.run("faillock --user pwuser --reset")
+    conf = host.file("/etc/security/faillock.conf").content_string
+    assert "deny = 5" in conf and "unlock_time = 900" in conf
+
+
+def test_login_defs_hash_rounds(host):
+    defs = host.file("/etc/login.defs").content_string
+    assert "SHA_CRYPT_MIN_ROUNDS\t65536" in defs and "SHA_CRYPT_MAX_ROUNDS\t65536" in defs
+
+
 # --- issue 23: file integrity (AIDE) --------------------------------------------------------------
 # Before the audit tests: augenrules rewrites /etc/audit/audit.rules, which AIDE watches.
 TOOL = "/usr/local/lib/anvil/anvil-aide"
