@@ -171,10 +171,15 @@ apt_sources:
   sample: [{"uris": ["http://deb.debian.org/debian"], "suites": ["bookworm"], "components": ["main"],
             "file": "/etc/apt/sources.list"}]
 files:
-  description: For every path of O(files), what is there.
+  description:
+    - For every path of O(files), what is there (for a symbolic link, what it points to, and the link's
+      own target in C(link); empty for anything else).
   returned: always
   type: dict
-  sample: {"/etc/modprobe.d": {"exists": true, "isdir": true, "mode": "0755", "owner": "root", "group": "root", "sha1": ""}}
+  sample: {"/etc/modprobe.d": {"exists": true, "isdir": true, "mode": "0755", "owner": "root", "group": "root", "sha1": "",
+                               "link": ""},
+           "/etc/localtime": {"exists": true, "isdir": false, "mode": "0644", "owner": "root", "group": "root",
+                              "sha1": "...", "link": "/usr/share/zoneinfo/Etc/UTC"}}
 setuid_files:
   description: The regular files under O(setuid_dirs) with the setuid or setgid bit, by their real path, sorted.
   returned: always
@@ -392,11 +397,13 @@ def home_path(path: str) -> str:
 
 
 def describe(path: str) -> dict:
-    """Type, mode, owner, group and (for a regular file) SHA-1 of a path; exists false when absent."""
+    """Type, mode, owner, group and (for a regular file) SHA-1 of a path (a link: of what it points
+    to, and the link's target in ``link``); exists false when absent."""
     try:
         info = os.stat(home_path(path))
     except OSError:
-        return {"exists": False, "isdir": False, "mode": "", "owner": "", "group": "", "sha1": ""}
+        return {"exists": False, "isdir": False, "mode": "", "owner": "", "group": "", "sha1": "", "link": ""}
+    link = os.readlink(home_path(path)) if os.path.islink(home_path(path)) else ""
     digest = ""
     if stat.S_ISREG(info.st_mode):
         sha1 = hashlib.sha1()
@@ -413,7 +420,7 @@ def describe(path: str) -> dict:
     except KeyError:
         group = str(info.st_gid)
     return {"exists": True, "isdir": stat.S_ISDIR(info.st_mode), "mode": "%04o" % stat.S_IMODE(info.st_mode),
-            "owner": owner, "group": group, "sha1": digest}
+            "owner": owner, "group": group, "sha1": digest, "link": link}
 
 
 def services(module: AnsibleModule, names: list[str]) -> dict:

@@ -204,3 +204,15 @@ def test_setuid_scan_finds_the_bits_once_and_nothing_else(tmp_path):
     (bin_dir / "link").symlink_to(bin_dir / "suid")
     found = setuid_files([str(tmp_path / "bin"), str(bin_dir), str(tmp_path / "missing")])
     assert found == sorted(str(bin_dir / name) for name in ("suid", "sgid", "sub/deep"))
+
+
+def test_a_link_is_described_with_its_target(tmp_path):
+    from ansible_collections.anvil.hetzner.plugins.modules.host_probe import describe
+    zone = tmp_path / "Berlin"
+    zone.write_text("TZif")
+    link = tmp_path / "localtime"
+    link.symlink_to(zone)
+    entry = describe(str(link))
+    assert entry["link"] == str(zone) and entry["exists"] and not entry["isdir"]
+    assert describe(str(zone))["link"] == ""
+    assert describe(str(tmp_path / "missing"))["link"] == ""
