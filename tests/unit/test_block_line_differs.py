@@ -17,7 +17,7 @@ from ansible_collections.anvil.hetzner.plugins.filter.file_differs import block_
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "# {mark} anvil test"
 BLOCK = "-A DOCKER-USER -j RETURN\n-A DOCKER-USER -j DROP\n"
-IN_PLACE = f"*filter\n# BEGIN anvil test\n-A DOCKER-USER -j RETURN\n-A DOCKER-USER -j DROP\n# END anvil test\nCOMMIT\n"
+IN_PLACE = "*filter\n# BEGIN anvil test\n-A DOCKER-USER -j RETURN\n-A DOCKER-USER -j DROP\n# END anvil test\nCOMMIT\n"
 
 BLOCK_CASES = {
     "in place": (IN_PLACE, True),
