@@ -128,6 +128,7 @@ OPTIONS: dict[str, c.Check] = {
     "base_unattended_upgrades_reboot_time": c.pattern(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", "HH:MM (24 hours)",
                                                       bad=("25:00", "3:30pm", "")),
     "base_unattended_upgrades_mail": c.EMAIL,
+    "base_root_mail_alias": c.EMAIL,
     "base_timezone": c.Check(_timezone, bad=("../../etc/passwd", "")),  # unknown zones: host check below
     "base_hostname": c.pattern(c.HOST_NAME_RE, "a lower-case RFC 1123 host name", bad=("Web_1", "-web", "a..b"),
                                empty_ok=True),

@@ -338,6 +338,10 @@ def test_wrong_passwords_lock_the_account(host):
     assert "deny = 5" in conf and "unlock_time = 900" in conf
 
 
+def test_roots_mail_goes_to_the_alias(host):
+    assert "root: root-mail@example.org" in host.file("/etc/aliases").content_string.splitlines()
+
+
 def test_login_defs_hash_rounds(host):
     defs = host.file("/etc/login.defs").content_string
     assert "SHA_CRYPT_MIN_ROUNDS\t65536" in defs and "SHA_CRYPT_MAX_ROUNDS\t65536" in defs
