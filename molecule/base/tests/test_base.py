@@ -310,7 +310,8 @@ def test_pam_stacks_hold_faillock_pwquality_and_pwhistory_in_order(host):
     unix = next(i for i, line in enumerate(auth) if "pam_unix.so" in line)
     assert auth[unix + 1] == "auth [default=die] pam_faillock.so authfail"
     assert "account required pam_faillock.so" in pam_lines(host, "common-account")
-    password = [line.split()[2] for line in pam_lines(host, "common-password")]
+    # the module is the first word ending in .so (a control like [success=1 default=ignore] has a space)
+    password = [next(word for word in line.split() if word.endswith(".so")) for line in pam_lines(host, "common-password")]
     assert password.index("pam_pwquality.so") < password.index("pam_pwhistory.so") < password.index("pam_unix.so")
     assert "remember=5" in host.file("/etc/pam.d/common-password").content_string
 
