@@ -296,6 +296,11 @@ def test_needrestart_restarts_services_automatically(host):
               " (grep { 'docker' =~ $_ && !$nrconf{override_rc}->{$_} } keys %{$nrconf{override_rc}}) ? 'docker-kept' : 'docker-restarted')")
     assert host.check_output("perl -e %s", script).split() == ["a", "-1", "docker-kept"]
     assert host.file("/etc/apt/apt.conf.d/99needrestart").exists
+    # the role's own file keeps the engine and containerd, whatever the distribution's defaults hold
+    own = ("our %nrconf; do '/etc/needrestart/conf.d/90-anvil.conf';"
+           " print join(' ', map { my $s = $_; (grep { $s =~ $_ && !$nrconf{override_rc}->{$_} }"
+           " keys %{$nrconf{override_rc}}) ? 'kept' : 'restarted' } qw(docker.service containerd.service))")
+    assert host.check_output("perl -e %s", own).split() == ["kept", "kept"]
 
 
 # --- issue 23: accounts with passwords (PAM) ---------------------------------------------------------
