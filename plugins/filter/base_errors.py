@@ -103,6 +103,7 @@ OPTIONS: dict[str, c.Check] = {
     "base_login_defs": _mapping_keys(r"^[A-Z][A-Z0-9_]*$", "login.defs keys like PASS_WARN_AGE",
                                      bad=({"pass max days": 1}, {"UMASK\nX": "1"})),
     "base_password_max_days": c.int_range(1, 99999, "days"),
+    "base_cloud_init_timeout": c.int_range(0, 86400, "seconds"),
     "base_password_min_length": c.int_range(8, 64, "characters"),
     "base_password_remember": c.int_range(1, 24),
     "base_password_hash_rounds": c.int_range(5000, 999999),

@@ -13,10 +13,25 @@ description:
   - Opens the host's connection with its current settings (C(ansible_user), port, keys) and runs
     C(true). Reports RV(login_ok) instead of failing or printing an unreachable error, so a play can
     choose another user (the bootstrap path of C(anvil.hetzner.site)).
+  - With O(timeout), a login that fails because the server is not up yet or its sshd restarts
+    (refused, reset, timed out, closed before the banner) is tried again every O(delay) seconds
+    until O(timeout) seconds have passed. A fresh server answers on its SSH port before cloud-init
+    is done, and cloud-init restarts sshd once. A refused key or a changed host key is reported at
+    once.
   - Runs on the controller (an action plugin); nothing is copied to the host.
 author:
   - anvil.hetzner maintainers (@anvil-hetzner)
-options: {}
+options:
+  timeout:
+    description:
+      - For how many seconds a login that fails at the connection (not at the key) is tried again.
+        V(0) tries once.
+    type: int
+    default: 0
+  delay:
+    description: Seconds between two tries.
+    type: int
+    default: 2
 extends_documentation_fragment:
   - anvil.hetzner.read_only
 """
@@ -25,6 +40,11 @@ EXAMPLES = r"""
 - name: Can the deploy user log in yet?
   anvil.hetzner.login_probe:
   register: deploy_login
+
+- name: Can root log in? (a fresh server may still be booting: up to two minutes)
+  anvil.hetzner.login_probe:
+    timeout: 120
+  register: root_login
 """
 
 RETURN = r"""
@@ -37,4 +57,15 @@ reason:
   returned: always
   type: str
   sample: "deploy@203.0.113.5: Permission denied (publickey)."
+unanswered:
+  description:
+    - Whether the last try failed at the connection (the server is down or not up yet), not at the
+      key or the host key.
+  returned: always
+  type: bool
+attempts:
+  description: How many logins were tried.
+  returned: always
+  type: int
+  sample: 1
 """
