@@ -41,7 +41,7 @@ EXAMPLES = r"""
   anvil.hetzner.login_probe:
   register: deploy_login
 
-- name: Can root log in? (a fresh server may still be booting: up to two minutes)
+- name: Can root log in? (a fresh server may still be booting, for up to two minutes)
   anvil.hetzner.login_probe:
     timeout: 120
   register: root_login
