@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -26,6 +27,15 @@ def closed_port() -> int:
         return sock.getsockname()[1]  # closed again when the socket is
 
 
+def playbook(tmp_path: Path) -> subprocess.CompletedProcess:
+    """ansible-playbook on tmp_path's hosts and play.yml, with the project's settings only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_NOCOLOR="1",
+               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+    return subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
 def run(tmp_path: Path, host_vars: str, args: str = "") -> tuple[dict, str]:
     (tmp_path / "hosts").write_text(f"target {host_vars} ansible_python_interpreter={sys.executable}\n")
     (tmp_path / "play.yml").write_text(
@@ -34,11 +44,7 @@ def run(tmp_path: Path, host_vars: str, args: str = "") -> tuple[dict, str]:
         "    - ansible.builtin.copy:\n        content: '{{ probe | to_json }}'\n"
         f"        dest: {tmp_path}/probe.json\n        mode: '0600'\n      delegate_to: localhost\n"
         "      vars:\n        ansible_connection: local\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_NOCOLOR="1",
-               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
-    out = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = playbook(tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads((tmp_path / "probe.json").read_text()), out.stdout + out.stderr
 
@@ -103,16 +109,17 @@ def test_without_a_timeout_a_reset_is_tried_once(tmp_path):
     assert probe["login_ok"] is False and probe["attempts"] == 1 and server.connections == 1
 
 
-def test_a_bad_timeout_is_refused(tmp_path):
+@pytest.mark.parametrize(("args", "message"), [
+    ("timeout: soon", r"argument 'timeout' is of type .* unable to convert to int"),
+    ("timeout: -1", r"timeout must be 0 or more, delay 1 or more"),
+    ("delay: 0", r"timeout must be 0 or more, delay 1 or more"),
+])
+def test_a_bad_timeout_is_refused(tmp_path, args, message):
     (tmp_path / "hosts").write_text(f"target ansible_connection=local ansible_python_interpreter={sys.executable}\n")
     (tmp_path / "play.yml").write_text("- hosts: target\n  gather_facts: false\n  tasks:\n"
-                                       "    - anvil.hetzner.login_probe: {timeout: soon}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
-    out = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts"), str(tmp_path / "play.yml")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert out.returncode != 0 and "timeout" in out.stdout + out.stderr
+                                       f"    - anvil.hetzner.login_probe: {{{args}}}\n")
+    out = playbook(tmp_path)
+    assert out.returncode != 0 and re.search(message, out.stdout + out.stderr), out.stdout + out.stderr
 
 
 # What OpenSSH prints (ssh -v's last line, as the connection plugin reports it)
