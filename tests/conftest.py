@@ -4,7 +4,9 @@ Hetzner API sandbox (tests/sandbox/hcloud_sandbox) importable as hcloud_sandbox.
 from __future__ import annotations
 
 import builtins
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,36 @@ def no_bcrypt(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+# -- every test is bounded, and what runs is on record ---------------------------------------------
+# A test that hangs (a peer that never answers, a process stuck in the kernel) must fail with its
+# stack, not eat CI's time: pytest-timeout (requirements-dev.txt) bounds each test, its fixtures
+# included, at ANVIL_TEST_TIMEOUT seconds (default 600: the slowest test takes about 120 s on a quiet
+# 2-core machine), unless the test names its own bound with @pytest.mark.timeout.
+TEST_TIMEOUT = float(os.environ.get("ANVIL_TEST_TIMEOUT", "600"))
+# tests/harness/test.sh sets ANVIL_PYTEST_PROGRESS to a file: one line as each test starts and
+# ends, so that a run stopped from outside (CI's time limit) says which test was running.
+PROGRESS = os.environ.get("ANVIL_PYTEST_PROGRESS")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("timeout") or TEST_TIMEOUT <= 0:
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT, method="signal"))
+
+
+def _progress(what: str, nodeid: str) -> None:
+    if PROGRESS:
+        with open(PROGRESS, "a", encoding="utf-8") as out:
+            out.write(f"{time.time():.0f} {what} {nodeid}\n")
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    _progress("start", nodeid)
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    _progress("end", nodeid)

@@ -115,12 +115,45 @@ run_lanes() {
   done
   wait || true
 }
-for s in "${scenarios[@]}"; do rm -f "$logs/$s.result"; done
+for s in "${scenarios[@]}"; do rm -f "$logs/$s.result" "$logs/$s.log"; done
 
 # The lanes start now and the checks below run beside them: lint, sanity and pytest keep about one
 # core busy, the lanes leave about that much idle while they wait on apt and systemd.
 run_lanes &
 lanes=$!
+# What was running when the run was stopped from outside (CI keeps only the end of the output):
+# pytest's test in progress (tests/conftest.py writes .cache/logs/pytest-progress.log) and each
+# lane, finished or still at work (its last task).
+stopped_report() {
+  local s now last
+  now=$(date +%s)
+  if [ -f "$logs/pytest-progress.log" ]; then
+    python3 - "$logs/pytest-progress.log" "$now" <<'PY' || true
+import sys
+running = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    when, what, nodeid = line.rstrip("\n").split(" ", 2)
+    if what == "start":
+        running[nodeid] = int(when)
+    else:
+        running.pop(nodeid, None)
+for nodeid, when in running.items():
+    print(f"pytest was running {nodeid} for {int(sys.argv[2]) - when} s")
+PY
+  fi
+  for s in "${scenarios[@]}"; do
+    if [ -f "$logs/$s.result" ]; then
+      printf 'lane %s: finished: %s\n' "$s" "$(awk '{print ($1 == 0 ? "ok" : "FAILED") ", " $2 " s"}' "$logs/$s.result")"
+      [ "$(cut -d' ' -f1 "$logs/$s.result")" = 0 ] ||
+        python3 "$ROOT/tests/harness/lane_cause.py" "$logs/$s.log" 240 | sed "s/^/why $s: /"
+    elif [ -f "$logs/$s.log" ]; then
+      last=$(grep -aE 'TASK \[|==>|^step ' "$logs/$s.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200)
+      printf 'lane %s: still running (log %s s old), at: %s\n' "$s" "$(( now - $(stat -c %Y "$logs/$s.log") ))" "$last"
+    else
+      printf 'lane %s: not started\n' "$s"
+    fi
+  done
+}
 # Ctrl-C, or a TERM from CI's time limit, stops everything this script started: the lanes and the
 # running check get TERM (e2e.sh then removes its machines; Molecule's containers go at the next
 # run's first destroy). step() waits with `wait`, so the trap runs at once, not after the step.
@@ -128,6 +161,7 @@ tree() { local p; for p in $(pgrep -P "$1" 2>/dev/null); do tree "$p"; done; ech
 stop_all() {
   trap - INT TERM
   log "stopping the lanes and the running step"
+  stopped_report
   # shellcheck disable=SC2046 # the pids, one word each
   kill -TERM $(tree $$ | grep -vx "$$") 2>/dev/null || true
   wait 2>/dev/null || true
@@ -138,7 +172,8 @@ step "lint: yamllint" yamllint --strict .
 step "lint: ansible-lint" ansible-lint --offline
 step "lint: changelog fragments" antsibull-changelog lint
 step "sanity: ansible-test" tests/harness/sanity.sh
-step "unit + packaging: pytest" pytest -q --durations=12 tests
+rm -f "$logs/pytest-progress.log"
+ANVIL_PYTEST_PROGRESS="$logs/pytest-progress.log" step "unit + packaging: pytest" pytest -q --durations=12 tests
 wait "$lanes" || true
 for s in "${scenarios[@]}"; do
   read -r rc secs <"$logs/$s.result" 2>/dev/null || { rc=1; secs=0; }

@@ -73,12 +73,23 @@ def test_kept_images_and_pruned_ones(host):
     assert not host.file(f"{APP_DIR}/releases/3").exists and not host.file(f"{APP_DIR}/releases/4").exists
 
 
-def test_the_site_file_points_at_the_live_colour(host):
+def test_the_live_colour_alone_is_marked_and_serves(host):
     release = live(host)
     site = host.file("/etc/caddy/sites.d/shop.caddy").content_string
-    port = 18000 if release["color"] == "blue" else 18001
-    assert f"reverse_proxy 127.0.0.1:{port}" in site and "import anvil_app_site shop" in site
-    assert f"release {release['id']} (v1, {release['color']})" in site
+    # both colours in the site, each behind its mark; nothing else decides which one serves
+    assert "reverse_proxy 127.0.0.1:18000" in site and "reverse_proxy 127.0.0.1:18001" in site
+    assert "import anvil_app_site shop" in site and "try_files /blue" in site and "try_files /green" in site
+    marks = host.file("/etc/caddy/live/shop")
+    assert marks.is_directory and marks.mode == 0o755 and marks.user == "root"
+    assert sorted(marks.listdir()) == [release["color"]]
+    mark = host.file(f"/etc/caddy/live/shop/{release['color']}")
+    assert mark.mode == 0o644 and mark.content_string == f"release {release['id']} (v1) takes the traffic\n"
+    # Caddy (its own user, under the caddy role's sandbox) sees the mark: the live release answers
+    body = host.check_output("curl -sk --resolve shop.anvil.test:443:127.0.0.1 https://shop.anvil.test/")
+    assert body == "v1"
+    # the copy of what Caddy loaded is the site itself (root-only)
+    loaded = host.file("/var/lib/anvil/apps/shop/site-loaded.caddy")
+    assert loaded.mode == 0o600 and loaded.content_string == site
 
 
 def test_metrics_follow_the_contract(host):
@@ -104,6 +115,7 @@ def test_the_compose_app(host):
     app_dir = "/var/lib/anvil/apps/shopc"
     if host.system_info.release.startswith("12"):
         assert not host.file(app_dir).exists and not host.file("/etc/caddy/sites.d/shopc.caddy").exists
+        assert not host.file("/etc/caddy/live/shopc").exists
         assert host.check_output("docker ps -a --filter label=anvil.app=shopc --format '{{.Names}}'") == ""
         assert host.check_output("docker ps -a --filter name=shopc --format '{{.Names}}'") == ""
         return
