@@ -4,7 +4,9 @@ Hetzner API sandbox (tests/sandbox/hcloud_sandbox) importable as hcloud_sandbox.
 from __future__ import annotations
 
 import builtins
+import faulthandler
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -61,3 +63,24 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
     _progress("end", nodeid)
+
+
+_CONFIG: list[pytest.Config] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _CONFIG[:] = [config]
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    capture = _CONFIG[0].pluginmanager.getplugin("capturemanager") if _CONFIG else None
+    if capture is not None:
+        capture.suspend_global_capture(in_=False)  # the dump goes to the real stderr, not the test's
+    sys.stderr.write(f"\n==> signal {signum}: the stack of every thread\n")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# A TERM (tests/harness/test.sh's bound on pytest, or CI's time limit through test.sh) ends the run
+# as Ctrl-C does, after a dump of every thread's stack: pytest reports the summary so far.
+signal.signal(signal.SIGTERM, _interrupted)

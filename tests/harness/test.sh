@@ -172,8 +172,13 @@ step "lint: yamllint" yamllint --strict .
 step "lint: ansible-lint" ansible-lint --offline
 step "lint: changelog fragments" antsibull-changelog lint
 step "sanity: ansible-test" tests/harness/sanity.sh
+# Bounded three ways: each test at 600 s (tests/conftest.py: it fails with its stack), a stack dump
+# of every thread for a test still running at 900 s (one stuck where a signal cannot reach it), and
+# the whole step at ANVIL_PYTEST_SECONDS (a TERM, which tests/conftest.py makes an interrupt: pytest
+# reports where it stood, the run goes on).
 rm -f "$logs/pytest-progress.log"
-ANVIL_PYTEST_PROGRESS="$logs/pytest-progress.log" step "unit + packaging: pytest" pytest -q --durations=12 tests
+ANVIL_PYTEST_PROGRESS="$logs/pytest-progress.log" step "unit + packaging: pytest" \
+  timeout -k 60 "${ANVIL_PYTEST_SECONDS:-3600}" pytest -q --durations=12 -o faulthandler_timeout=900 tests
 wait "$lanes" || true
 for s in "${scenarios[@]}"; do
   read -r rc secs <"$logs/$s.result" 2>/dev/null || { rc=1; secs=0; }
