@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$ROOT"
 
 start_all=$(date +%s)
+# free disk at the start and the end (a nearly full disk fails Docker and the sandbox's volumes in
+# ways that look like anything else): in the summary
+disk_free() { df -h --output=avail,size "${1:-/}" 2>/dev/null | tail -1 | awk '{print $1 " free of " $2}'; }
+disk_at_start=$(disk_free /)
 declare -a names=() times=() results=()
 failed=0
 
@@ -42,6 +46,7 @@ summary() {
     printf '%-34s %8s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
   done
   printf '%-34s %8s\n' "total" "$(( $(date +%s) - start_all ))"
+  printf 'disk (/): %s at the start, %s at the end\n' "$disk_at_start" "$(disk_free /)"
   local -a bad=()
   for i in "${!names[@]}"; do [[ "${results[$i]}" != ok* || "${results[$i]}" == *SECRETS* ]] && bad+=("${names[$i]}"); done
   [ ${#bad[@]} -eq 0 ] || printf 'FAILED: %s\n' "$(IFS=,; echo "${bad[*]}" | sed 's/,/, /g')"

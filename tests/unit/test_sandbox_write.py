@@ -560,3 +560,24 @@ def test_daemon_up_and_down(tmp_path: Path) -> None:
     assert not pid_file.exists()
     saved = json.loads(state.read_text())["projects"][0]["world"]
     assert [k["name"] for k in saved["ssh_keys"]] == ["k"]
+
+
+# -- the DockerBackend's commands are bounded ------------------------------------------------------
+def test_a_backend_command_returns_in_its_bound_even_when_a_descendant_keeps_its_output_open():
+    import subprocess
+    import time
+
+    from hcloud_sandbox.docker_backend import bounded_run
+
+    # subprocess.run would wait for the descendant (it holds stdout) after killing the command
+    start = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        bounded_run(["sh", "-c", "sleep 60 & sleep 60"], None, 1)
+    assert time.monotonic() - start < 12
+    # the whole group was killed: no sleep of it is left
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True, check=False)
+    assert left.stdout.strip() == "", left.stdout
+    # an ordinary command: its output, its return code, its stdin
+    done = bounded_run(["sh", "-c", "cat; echo err >&2; exit 3"], "in\n", 10)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "in\n", "err\n")

@@ -43,6 +43,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -105,7 +106,7 @@ class DockerBackend:
         limit = timeout or self.timeout
         label = what or " ".join(argv[:3])
         try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=limit, check=False)
+            proc = bounded_run(argv, stdin, limit)
         except FileNotFoundError as exc:
             raise BackendError("backend_unavailable", f"{argv[0]} is not installed on the sandbox host") from exc
         except subprocess.TimeoutExpired as exc:
@@ -657,6 +658,28 @@ class DockerBackend:
         volumes = self._d("volume", "ls", "-q", *flags).split()
         if volumes:
             self._d("volume", "rm", "-f", *volumes)
+
+
+def bounded_run(argv: list[str], stdin: str | None, limit: float) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(capture_output=True, text=True) that returns within `limit` + 10 s whatever the
+    command does: on time out its whole process group is killed, and a process the kernel holds
+    (uninterruptible, in a mount or a disk operation) or a descendant that keeps the output open is
+    not waited for (subprocess.run waits for both without a bound). Raises TimeoutExpired."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(stdin, timeout=limit)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass  # left to the kernel; its pipes close with this object
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _mounts() -> list[tuple[str, str]]:
