@@ -155,11 +155,18 @@ class Sandbox:
         """Stop answering; running actions end as soon as their backend call returns (bounded)."""
         self.closing = True
         for project in self.projects.values():
-            with project.lock:
-                project.engine.cond.notify_all()
+            # bounded: a request stuck in a backend call holds its project's lock (it ends within
+            # the backend's own bound); closing goes on without waking that project's workers
+            if project.lock.acquire(timeout=30):
+                try:
+                    project.engine.cond.notify_all()
+                finally:
+                    project.lock.release()
         self.wait_idle(timeout=30)
         if self.httpd is not None:
-            self.httpd.shutdown()
+            stopper = threading.Thread(target=self.httpd.shutdown, name="hcloud-sandbox-shutdown", daemon=True)
+            stopper.start()
+            stopper.join(timeout=30)  # the serving thread is a daemon: it goes with the process
             self.httpd.server_close()
             self.httpd = None
 
