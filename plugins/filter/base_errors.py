@@ -66,6 +66,28 @@ def _audit_rule(value: Any) -> str | None:
     return audit_rules.rule_error(value)
 
 
+def _ca_text(value: Any) -> str | None:
+    return None if value == "" else c.pem_certificate_reason(value)
+
+
+def _forwarding_port(value: Any) -> str | None:
+    ok = c.is_int(value) and 0 <= value <= 65535
+    return None if ok else "must be 0 (the mode's usual port) or a port from 1 to 65535"
+
+
+def _forwarding_host(value: Any) -> str | None:
+    if value == "" or (isinstance(value, str) and c.address(value)):
+        return None
+    # all digits and dots is an IPv4 address or nothing (10.0.0.300 is not a host name)
+    if isinstance(value, str) and re.match(c.HOST_NAME_RE, value) and not re.match(r"^[0-9.]+$", value):
+        return None
+    return "is not a host name (lower case) or an IP address (no scheme, no port: base_log_forwarding_port)"
+
+
+_FORWARDING_HOST = c.Check(_forwarding_host, bad=("logs example.org", "-logs", "https://logs.example.org",
+                                                  "logs.example.org:514", "10.0.0.300"))
+
+
 # Every option whose value has a format or range; options with `choices` or of type bool are
 # fully checked by the argument spec. tests/integration/test_spec_bad_inputs.py requires every
 # other option to be listed here (or in FREE_FORM with a reason).
@@ -140,6 +162,11 @@ OPTIONS: dict[str, c.Check] = {
     "base_journald_max_retention": c.pattern(
         r"^[0-9]+ ?(s|sec|min|h|hour|d|day|w|week|month|y|year)s?$", "a time span such as 2week or 1month",
         bad=("", "forever", "1 fortnight")),
+    "base_log_forwarding_host": _FORWARDING_HOST,
+    "base_log_forwarding_port": c.Check(_forwarding_port, bad=(-1, 65536, 70000)),
+    "base_log_forwarding_ca": c.Check(_ca_text, secret=True, bad=("not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+                                                     "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")),
+    "base_log_forwarding_queue_max_mb": c.int_range(1, 65536, "MiB"),
     "base_swap_file_size_mb": c.int_range(0, 65536, "MB"),
     "base_swap_file_path": c.ABSOLUTE_PATH,
     "base_swappiness": c.int_range(0, 100),
@@ -273,6 +300,26 @@ def base_accounts_to_change(accounts: Any, users: Any, ssh_group: str, max_days:
     return out
 
 
+def _forwarding_errors(v: Mapping[str, Any]) -> list[str]:
+    mode = v.get("base_log_forwarding", "none")
+    if mode == "none":
+        return []
+    errors: list[str] = []
+    target = v.get("base_log_forwarding_host", "")
+    if not target:
+        errors.append(f"base_log_forwarding_host: is empty, and base_log_forwarding is {mode}: name the collector "
+                      "(host name or address)")
+    tls = v.get("base_log_forwarding_tls", False)
+    if tls and not v.get("base_log_forwarding_ca"):
+        errors.append("base_log_forwarding_ca: is empty, and base_log_forwarding_tls is true: give the PEM certificate "
+                      "of the CA that signed the collector's certificate (without it the collector cannot be trusted)")
+    if mode == "rsyslog" and tls and v.get("base_log_forwarding_protocol", "tcp") == "udp":
+        errors.append("base_log_forwarding_protocol: udp cannot carry TLS; use tcp with base_log_forwarding_tls")
+    if mode == "journal" and v.get("base_log_forwarding_protocol", "tcp") == "udp":
+        errors.append("base_log_forwarding_protocol: udp is rsyslog's; systemd-journal-upload speaks HTTP over TCP")
+    return errors
+
+
 def _security_errors(v: Mapping[str, Any], host: Mapping[str, Any]) -> list[str]:
     source = host.get("security_source") or {}
     if not source.get("missing") or not v.get("base_unattended_upgrades_enabled", True):
@@ -300,6 +347,7 @@ def base_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = N
     errors += _user_errors(v)
     errors += _lockout_errors(v, host)
     errors += _security_errors(v, host)
+    errors += _forwarding_errors(v)
     interval, count = v.get("base_ssh_client_alive_interval", 150), v.get("base_ssh_client_alive_count_max", 2)
     if c.is_int(interval) and c.is_int(count) and interval > 0 and count > 0 and interval * count > 3600:
         errors.append(f"base_ssh_client_alive_interval / base_ssh_client_alive_count_max: {interval} x {count} = "

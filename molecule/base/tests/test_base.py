@@ -460,3 +460,53 @@ def test_audit_log_is_bounded_and_rotated(host):
     for line in ("max_log_file = 8", "num_logs = 5", "max_log_file_action = ROTATE"):
         assert line in conf, line
     assert not host.file("/etc/audit/rules.d/99-anvil-immutable.rules").exists
+
+
+# -- logs off the host (prepare.yml starts the collectors on loopback) -------------------------------
+def _collected(host, text: str, seconds: int = 60) -> bool:
+    """Whether the collector received `text` within `seconds` (it appends what it receives)."""
+    return host.run(f"timeout {seconds} sh -c 'until grep -aq {text} /root/collector.log 2>/dev/null; "
+                    "do sleep 1; done'").rc == 0
+
+
+def _mark(host, name: str) -> str:
+    return f"anvil-forward-{name}-{host.check_output('cat /proc/sys/kernel/random/uuid')[:8]}"
+
+
+def test_logs_reach_the_collector(host):
+    mark = _mark(host, "first")
+    host.check_output(f"logger -t anvil-test {mark}")
+    assert _collected(host, mark), host.run("tail -c 2000 /root/collector.log; cat /root/collector.log.errors").stdout
+    if host.system_info.release.startswith("13"):
+        # rsyslog over TLS: the collector only speaks TLS, with the certificate the CA signed
+        conf = host.file("/etc/rsyslog.d/90-anvil-forward.conf")
+        assert conf.mode == 0o644 and 'StreamDriver="gtls"' in conf.content_string
+        assert 'StreamDriverPermittedPeers="collector.anvil.test"' in conf.content_string
+        assert host.file("/etc/ssl/anvil/log-forwarding-ca.pem").content_string.startswith("-----BEGIN CERTIFICATE-----")
+        assert "ForwardToSyslog=yes" in host.file("/etc/systemd/journald.conf.d/90-anvil.conf").content_string
+        assert host.service("rsyslog").is_running and host.service("rsyslog").is_enabled
+        assert not host.file("/etc/systemd/journal-upload.conf.d/90-anvil.conf").exists
+    else:
+        # the journal's export format: the entry's fields, the message among them
+        assert host.run(f"grep -aq 'MESSAGE={mark}' /root/collector.log").rc == 0
+        upload = host.file("/etc/systemd/journal-upload.conf.d/90-anvil.conf").content_string
+        assert "URL=http://127.0.0.1:19532" in upload
+        assert host.service("systemd-journal-upload").is_running and host.service("systemd-journal-upload").is_enabled
+        assert not host.file("/etc/rsyslog.d/90-anvil-forward.conf").exists
+
+
+def test_logs_of_a_collector_outage_arrive_when_it_is_back(host):
+    """The collector stops; what is logged meanwhile is delivered once it runs again (rsyslog's disk
+    queue and retries; systemd-journal-upload's cursor)."""
+    unit = host.check_output("systemctl show -p ExecStart --value anvil-test-collector")
+    argv = unit.split("argv[]=", 1)[1].split(" ;", 1)[0]
+    host.check_output("systemctl stop anvil-test-collector")
+    # (a message sent into the connection as it breaks can be lost on TCP; the one after it is queued)
+    host.check_output("logger -t anvil-test anvil-forward-while-breaking; sleep 3")
+    mark = _mark(host, "outage")
+    host.check_output(f"logger -t anvil-test {mark}")
+    host.check_output("sleep 5")
+    assert host.run(f"grep -aq {mark} /root/collector.log").rc != 0  # nothing listens: not delivered yet
+    host.check_output(f"systemctl reset-failed anvil-test-collector 2>/dev/null; "
+                      f"systemd-run --unit anvil-test-collector --property Restart=no {argv}")
+    assert _collected(host, mark, 120), host.run("tail -c 2000 /root/collector.log").stdout
