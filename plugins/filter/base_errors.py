@@ -66,6 +66,24 @@ def _audit_rule(value: Any) -> str | None:
     return audit_rules.rule_error(value)
 
 
+_B64 = r"[./0-9A-Za-z]"
+_CRYPT_HASHES = (
+    re.compile(rf"^\$y\${_B64}+\${_B64}{{1,86}}\${_B64}{{43}}$"),               # yescrypt
+    re.compile(rf"^\$6\$(rounds=[0-9]{{4,9}}\$)?{_B64}{{1,16}}\${_B64}{{86}}$"),  # SHA-512
+    re.compile(rf"^\$5\$(rounds=[0-9]{{4,9}}\$)?{_B64}{{1,16}}\${_B64}{{43}}$"),  # SHA-256
+    re.compile(rf"^\$2[by]\$[0-9]{{2}}\${_B64}{{53}}$"),                        # bcrypt
+)
+
+
+def _password_hash(value: Any) -> str | None:
+    if value == "":
+        return None
+    if not isinstance(value, str) or not any(h.match(value) for h in _CRYPT_HASHES):
+        return ("is not a crypt hash of yescrypt ($y$), SHA-512 ($6$), SHA-256 ($5$) or bcrypt ($2b$), whole "
+                "(mkpasswd -m yescrypt makes one; a password itself never goes here)")
+    return None
+
+
 def _ca_text(value: Any) -> str | None:
     return None if value == "" else c.pem_certificate_reason(value)
 
@@ -95,6 +113,9 @@ OPTIONS: dict[str, c.Check] = {
     "base_deploy_user": c.USER_NAME,
     "base_deploy_user_authorized_keys": _KEY_CHECK,
     "base_deploy_user_shell": c.SHELL,
+    "base_deploy_user_password_hash": c.Check(_password_hash, secret=True, bad=(
+        "correct horse battery staple", "$1$abcdefgh$0123456789abcdefghijkl", "$6$salt$short",
+        "$6$saltsalt$" + "a" * 85, "$y$j9T$salt$" + "a" * 42)),
     "base_deploy_user_groups": c.GROUP_NAMES,
     "base_users_absent": c.USER_NAMES,
     "base_users_locked": c.USER_NAMES,
@@ -300,6 +321,27 @@ def base_accounts_to_change(accounts: Any, users: Any, ssh_group: str, max_days:
     return out
 
 
+def _sudo_password_errors(v: Mapping[str, Any], host: Mapping[str, Any]) -> list[str]:
+    """sudo with a password: the deploy user must have one, the host must verify its hash, and the
+    play's become password (when it has one) must be that password."""
+    if not v.get("base_deploy_user_sudo", True) or v.get("base_deploy_user_sudo_nopasswd", True):
+        return []
+    if not v.get("base_deploy_user_password_hash"):
+        return ["base_deploy_user_password_hash: is empty while base_deploy_user_sudo_nopasswd is false: sudo would ask "
+                "the deploy user for a password it does not have (a key-only account), and no run as the deploy user "
+                "could use sudo again. Give the password's hash (mkpasswd -m yescrypt, kept in vault) and the same "
+                "password as ansible_become_password, or keep base_deploy_user_sudo_nopasswd: true"]
+    check = host.get("password_check") or {}
+    errors = []
+    if check.get("supported") == "no":
+        errors.append("base_deploy_user_password_hash: this host's crypt cannot verify a hash of this kind, so sudo would "
+                      "refuse every password; make it with mkpasswd -m yescrypt (or sha-512) on the same distribution")
+    if check.get("matches") == "no":
+        errors.append("base_deploy_user_password_hash: ansible_become_password is not the password of this hash: the next "
+                      "run as the deploy user could not use sudo. Give the hash of that password (or that password)")
+    return errors
+
+
 def _forwarding_errors(v: Mapping[str, Any]) -> list[str]:
     mode = v.get("base_log_forwarding", "none")
     if mode == "none":
@@ -348,6 +390,7 @@ def base_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | None = N
     errors += _lockout_errors(v, host)
     errors += _security_errors(v, host)
     errors += _forwarding_errors(v)
+    errors += _sudo_password_errors(v, host)
     interval, count = v.get("base_ssh_client_alive_interval", 150), v.get("base_ssh_client_alive_count_max", 2)
     if c.is_int(interval) and c.is_int(count) and interval > 0 and count > 0 and interval * count > 3600:
         errors.append(f"base_ssh_client_alive_interval / base_ssh_client_alive_count_max: {interval} x {count} = "

@@ -36,10 +36,28 @@ def sshd_effective(host) -> dict[str, str]:
     return values
 
 
+SUDO_PASSWORD = "anvil-Sudo-test-2026"  # vars.yml: base-debian13's deploy user has sudo with it
+
+
 def test_deploy_user_logs_in_with_its_key_and_has_sudo(host):
+    if not host.system_info.release.startswith("13"):
+        result = ssh(host, "deploy", cmd="sudo -n id -un")
+        assert result.rc == 0, result.stderr
+        assert result.stdout.strip() == "root"
+        return
+    # sudo with a password: none asks in vain, the right one is root, a wrong one is refused
     result = ssh(host, "deploy", cmd="sudo -n id -un")
-    assert result.rc == 0, result.stderr
-    assert result.stdout.strip() == "root"
+    assert result.rc != 0 and "a password is required" in result.stderr, result.stdout + result.stderr
+    result = ssh(host, "deploy", cmd=f"'echo {SUDO_PASSWORD} | sudo -S -k -p \"\" id -un'")
+    assert result.rc == 0 and result.stdout.strip() == "root", result.stderr
+    result = ssh(host, "deploy", cmd="'echo not-the-password | sudo -S -k -p \"\" id -un'")
+    assert result.rc != 0 and result.stdout.strip() != "root"
+    sudoers = host.file("/etc/sudoers.d/50-anvil-deploy").content_string
+    assert "NOPASSWD" not in sudoers and "deploy ALL=(ALL:ALL) ALL" in sudoers
+    # the hash is the account's password, never usable for an SSH login (password login stays off)
+    assert host.check_output("getent shadow deploy").split(":")[1].startswith("$y$j9T$Vq3Z")
+    result = ssh(host, "deploy", opts="-o PubkeyAuthentication=no -o PreferredAuthentications=password")
+    assert result.rc == 255
 
 
 def test_root_login_is_refused_even_with_a_valid_key(host):
