@@ -185,8 +185,9 @@ OPTIONS: dict[str, c.Check] = {
         bad=("", "forever", "1 fortnight")),
     "base_log_forwarding_host": _FORWARDING_HOST,
     "base_log_forwarding_port": c.Check(_forwarding_port, bad=(-1, 65536, 70000)),
-    "base_log_forwarding_ca": c.Check(_ca_text, secret=True, bad=("not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
-                                                     "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")),
+    "base_log_forwarding_ca": c.Check(_ca_text, secret=True, bad=(
+        "not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")),
     "base_log_forwarding_queue_max_mb": c.int_range(1, 65536, "MiB"),
     "base_swap_file_size_mb": c.int_range(0, 65536, "MB"),
     "base_swap_file_path": c.ABSOLUTE_PATH,
