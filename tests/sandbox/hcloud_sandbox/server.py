@@ -25,6 +25,7 @@ import json
 import math
 import threading
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -504,12 +505,18 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _api(self, method: str) -> None:
-        if self._control(method):
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, extra, body = self.sandbox.handle(method, self.path, headers, raw)
+        try:
+            if self._control(method):
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, extra, body = self.sandbox.handle(method, self.path, headers, raw)
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug answers 500 with its reason, never a dropped connection
+            traceback.print_exc()
+            status, extra = 500, {}
+            body = json.dumps({"error": {"code": "server_error",
+                                         "message": f"sandbox bug: {type(exc).__name__}: {exc}"}}).encode()
         self._send(status, extra, body)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
