@@ -581,3 +581,22 @@ def test_a_backend_command_returns_in_its_bound_even_when_a_descendant_keeps_its
     # an ordinary command: its output, its return code, its stdin
     done = bounded_run(["sh", "-c", "cat; echo err >&2; exit 3"], "in\n", 10)
     assert (done.returncode, done.stdout, done.stderr) == (3, "in\n", "err\n")
+
+
+# -- the listening socket --------------------------------------------------------------------------
+def test_the_sandbox_listens_with_a_backlog_for_bursts_and_answers_a_burst(box: Sandbox) -> None:
+    import concurrent.futures
+    from urllib.parse import urlsplit
+
+    port = urlsplit(box.url).port
+    # the kernel's own view of the listening socket: ss shows a listener's backlog as its Send-Q
+    shown = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True, timeout=10)
+    assert [line.split()[2] for line in shown.stdout.splitlines()] == ["128"], shown.stdout
+
+    def one(_: int) -> int:
+        request = urllib.request.Request(box.url + "/servers", headers={"Authorization": "Bearer tok"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        assert set(pool.map(one, range(256))) == {200}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 import traceback
@@ -131,15 +132,13 @@ class Sandbox:
         self.log: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: _Server | None = None
         self.thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         handler = type("Handler", (_Handler,), {"sandbox": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 128
+        self.httpd = _Server((host, port), handler)
         # a short poll interval makes close() (shutdown) quick: tests start and stop many sandboxes
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        name="hcloud-sandbox", daemon=True)
@@ -454,6 +453,20 @@ def _int_param(query: dict[str, list[str]], name: str, default: int, minimum: in
     if value < minimum:
         raise ApiError(400, "invalid_input", f"invalid {name}: {raw!r}")
     return value
+
+
+class _Server(ThreadingHTTPServer):
+    """The listening side. The backlog is a class attribute because listen() runs in the constructor:
+    set on the instance afterwards it stays at socketserver's 5, and a burst of connections under load
+    waits on the kernel's handshake retries."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection dropped before any handler ran (the handler thread could not start): say so."""
+        print(f"hcloud-sandbox: connection from {client_address} closed without an answer:", file=sys.stderr)
+        traceback.print_exc()
 
 
 class _Handler(BaseHTTPRequestHandler):
