@@ -72,7 +72,20 @@ class Resetter:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop for real: close() alone does not wake a thread blocked in accept(), and the closed
+        socket stays listening on its port (resetting whatever connects) for the rest of the pytest
+        session; shutdown() wakes the thread."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(timeout=10)
+        self.sock.close()
+        assert not self.thread.is_alive()
 
     def _serve(self) -> None:
         while True:
@@ -92,7 +105,7 @@ def test_a_reset_connection_is_tried_again_until_the_timeout(tmp_path):
                                       "ansible_connection=ssh ansible_ssh_common_args='-o ConnectTimeout=5'",
                             "timeout: 6, delay: 1")
     finally:
-        server.sock.close()
+        server.close()
     assert probe["login_ok"] is False and probe["unanswered"] is True
     assert probe["attempts"] >= 3 and server.connections >= probe["attempts"], (probe, server.connections)
     assert "reset" in probe["reason"].lower() or "closed" in probe["reason"].lower(), probe["reason"]
@@ -105,7 +118,7 @@ def test_without_a_timeout_a_reset_is_tried_once(tmp_path):
         probe, _unused = run(tmp_path, f"ansible_host=127.0.0.1 ansible_port={server.port} ansible_user=deploy "
                                        "ansible_connection=ssh ansible_ssh_common_args='-o ConnectTimeout=5'")
     finally:
-        server.sock.close()
+        server.close()
     assert probe["login_ok"] is False and probe["attempts"] == 1 and server.connections == 1
 
 

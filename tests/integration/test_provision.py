@@ -240,6 +240,31 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         print("\ntimings (s):", json.dumps([(label, round(s, 1)) for label, s in state["timings"]]))
 
 
+# The host's TCP counters around each test, printed with a failure (pytest shows a passing test's
+# output nowhere): a connection the sandbox never answered is either the sandbox's (it says so on
+# stderr) or the kernel's, and these say which kind (a full listen queue, a socket closed unread).
+TCP_COUNTERS = ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPAbortOnData", "TcpExtTCPAbortOnClose",
+                "TcpExtTCPAbortOnMemory", "TcpEstabResets", "TcpAttemptFails", "TcpOutRsts")
+
+
+def tcp_counters() -> dict[str, int]:
+    try:
+        out = subprocess.run(["nstat", "-asz", *TCP_COUNTERS], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if line.split()[:1] and
+            line.split()[0] in TCP_COUNTERS}
+
+
+@pytest.fixture(autouse=True)
+def tcp_delta():
+    before = tcp_counters()
+    yield
+    after = tcp_counters()
+    print("host TCP counters during this test:", {k: after[k] - before.get(k, 0) for k in after})
+
+
 def needs(world: dict[str, Any], step: str) -> None:
     if step not in world["done"]:
         pytest.skip(f"needs step {step!r}, which did not pass")
