@@ -194,6 +194,27 @@ def test_sysctl_file_persists_the_hardened_keys_and_is_valid(host):
         assert entries.get(key) == value, key
 
 
+def test_every_key_of_the_file_is_the_one_the_next_boot_applies(host):
+    """systemd-sysctl applies every sysctl.d file in the order of its name, the last value of a key
+    winning. Debian 12's /usr/lib/sysctl.d/99-protect-links.conf comes after the role's 90- file and
+    set fs.protected_fifos back to 1 (the ANSSI scan found it): the role masks such a file, and no
+    file read after the role's may change any of its keys."""
+    mine = {}
+    for line in host.file("/etc/sysctl.d/90-anvil-hardening.conf").content_string.splitlines():
+        if line and not line.startswith("#"):
+            key, _sep, value = line.partition(" = ")
+            mine[key] = value
+    effective = {}
+    for line in host.check_output("/lib/systemd/systemd-sysctl --cat-config").splitlines():
+        if line.strip() and not line.lstrip().startswith(("#", ";")) and "=" in line:
+            key, _sep, value = line.partition("=")
+            effective[key.strip().lstrip("-")] = value.strip()
+    assert {k: effective.get(k) for k in mine if effective.get(k) != mine[k]} == {}
+    if host.file("/usr/lib/sysctl.d/99-protect-links.conf").exists:
+        masked = host.file("/etc/sysctl.d/99-protect-links.conf")
+        assert masked.is_symlink and masked.linked_to == "/dev/null"
+
+
 def test_modules_and_core_dumps_are_off(host):
     blacklist = host.file("/etc/modprobe.d/90-anvil-blacklist.conf").content_string
     for module in ("cramfs", "usb-storage", "firewire-core"):
