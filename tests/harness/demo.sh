@@ -62,7 +62,7 @@ echo "  \$ curl --resolve shop.demo.internal:443:$LC_WEB_PUBLIC --cacert invento
 lc_https / | indent
 
 show "The containers on web-1 (the app's release, its accessories; none published but through Caddy):"
-lc_web_ssh sudo docker ps --format "'{{.Names}}  {{.Image}}  {{.Status}}  ports: {{.Ports}}'" | indent
+lc_web_sudo docker ps --format "'{{.Names}}  {{.Image}}  {{.Status}}  ports: {{.Ports}}'" | indent
 
 show "node_exporter from the private network (storage-1 -> $LC_WEB_PRIVATE:9100):"
 lc_root_ssh "$LC_STORAGE_PUBLIC" "curl -sS --max-time 5 http://$LC_WEB_PRIVATE:9100/metrics | grep -E '^(node_uname_info|anvil_backup_last_success_timestamp_seconds|anvil_backup_restore_drill_success)' | cut -c1-150" | indent

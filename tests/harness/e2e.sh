@@ -8,7 +8,7 @@
 #   deploy v2 under a request loop: 0 failed requests, v2 live, the accessories untouched
 #   a backup and the drill again (the metrics say success)
 #   site.yml again: changed=0
-#   root login refused, password login refused
+#   root login refused, password login refused, the deploy user's sudo asks for its password
 #   teardown.yml: the API lists nothing labelled env=e2e and Docker has nothing of the project
 #
 # Each check fails loudly with what it saw. Whatever happens, the project's machines are removed
@@ -44,6 +44,25 @@ make_inventory() {
       "$ROOT/inventories/sandbox/demo.hcloud.yml" >"$LC_INV/e2e.hcloud.yml"
   grep -q "name: e2e" "$LC_INV/environment.yml" && grep -q "env=e2e," "$LC_INV/e2e.hcloud.yml" \
     || fail "the e2e inventory was not derived from inventories/sandbox (did its shape change?)"
+  # Unlike the demo, the deploy user's sudo asks for its password (base_deploy_user_sudo_nopasswd:
+  # false), as a reviewer would have it: the whole lifecycle, the root-first bootstrap included, runs
+  # with Ansible's become password; the deploy user is not in the docker group either (that group
+  # is root without a password). The password and its hash are made by e2e_sudo_password below.
+  cat >>"$LC_INV/group_vars/all.yml" <<'YAML'
+# --- e2e only (tests/harness/e2e.sh): sudo with a password ---
+base_deploy_user_sudo_nopasswd: false
+base_deploy_user_password_hash: "{{ lookup('ansible.builtin.file', inventory_dir ~ '/generated/sudo_password.hash') }}"
+ansible_become_password: "{{ lookup('ansible.builtin.file', inventory_dir ~ '/generated/sudo_password') }}"
+docker_users: []
+YAML
+}
+
+# The deploy user's sudo password and its SHA-512 crypt hash (what base puts in /etc/shadow), in
+# the generated directory (0700), files 0600.
+e2e_sudo_password() {
+  [ -s "$LC_GEN/sudo_password" ] \
+    || (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$LC_GEN/sudo_password")
+  [ -s "$LC_GEN/sudo_password.hash" ] || (umask 077; openssl passwd -6 -stdin <"$LC_GEN/sudo_password" >"$LC_GEN/sudo_password.hash")
 }
 
 . "$ROOT/tests/harness/lifecycle.sh"
@@ -69,12 +88,13 @@ trap 'exit 143' TERM
 make_inventory
 lc_step "e2e: set up"
 lc_setup
+e2e_sudo_password
 # the secrets no output may show (tests/callback_plugins/secret_guard.py)
 LC_GUARD_FILE="$LC_GEN/secret-guard.yml"
 python3 - "$LC_GEN" >"$LC_GUARD_FILE" <<'PY'
 import json, pathlib, sys
 gen = pathlib.Path(sys.argv[1])
-secrets = [(gen / n).read_text().strip() for n in ("postgres_password", "redis_password")]
+secrets = [(gen / n).read_text().strip() for n in ("postgres_password", "redis_password", "sudo_password", "sudo_password.hash")]
 secrets += [line for line in (gen / "operator.agekey").read_text().splitlines() if line.startswith("AGE-SECRET-KEY-")]
 secrets.append("".join((gen / "id_ed25519").read_text().splitlines()[1:3]))
 print(json.dumps({"anvil_test_secrets": secrets}))
@@ -101,9 +121,9 @@ body=$(lc_https /) || fail "no HTTPS answer from https://shop.demo.internal/ on 
 [[ "$body" == "shop v1: hello from PostgreSQL (visit "*", counted in Redis)" ]] || fail "the app answered: $body"
 pass "the app over HTTPS (certificate from Caddy's local CA): $body"
 
-accessories() { lc_web_ssh sudo docker inspect -f "'{{.Name}} {{.Id}} {{.State.StartedAt}}'" shop-postgres shop-redis; }
+accessories() { lc_web_sudo docker inspect -f "'{{.Name}} {{.Id}} {{.State.StartedAt}}'" shop-postgres shop-redis; }
 before=$(accessories) || fail "the accessories shop-postgres and shop-redis do not run"
-published=$(lc_web_ssh sudo docker inspect -f "'{{.Name}} {{json .NetworkSettings.Ports}}'" shop-postgres shop-redis)
+published=$(lc_web_sudo docker inspect -f "'{{.Name}} {{json .NetworkSettings.Ports}}'" shop-postgres shop-redis)
 if grep -q HostPort <<<"$published"; then fail "an accessory is published on the host: $published"; fi
 pass "accessories run, none published"
 
@@ -152,6 +172,12 @@ if timeout 30 ssh -o BatchMode=yes -o ConnectTimeout=5 -o "UserKnownHostsFile=$L
   fail "a password login works on web-1"
 fi
 pass "root login and password login refused"
+if refused=$(lc_web_ssh sudo -n true </dev/null 2>&1); then fail "the deploy user's sudo works without its password"; fi
+grep -q "a password is required" <<<"$refused" || fail "sudo -n failed, but not for want of the password: $refused"
+groups=$(lc_web_ssh id -nG)
+if grep -qw docker <<<"$groups"; then fail "the deploy user is in the docker group (root without a password): $groups"; fi
+lc_web_sudo grep -q "COMMAND=" /var/log/sudo.log || fail "sudo's log file (base_sudo_logfile) has no command in it"
+pass "the deploy user's sudo asks for its password (every run above used it), and it is not in the docker group ($groups)"
 
 lc_step "e2e: teardown.yml"
 lc_teardown

@@ -55,13 +55,14 @@ ensure_venv() {
   export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 }
 
-# The machine's own tools the harness uses: debootstrap (the images) and age (the operator's backup
-# identity in make demo and the e2e), in one apt run before any lane starts (two apt runs at once
-# would fight over dpkg's lock).
+# The machine's own tools the harness uses: debootstrap (the images), age (the operator's backup
+# identity in make demo and the e2e) and openssl (the e2e's sudo password hash), in one apt run
+# before any lane starts (two apt runs at once would fight over dpkg's lock).
 ensure_host_tools() {
   local -a missing=()
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   command -v age-keygen >/dev/null 2>&1 || missing+=(age)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] || { log "installing ${missing[*]}"; apt_install "${missing[@]}"; }
 }
 

@@ -184,14 +184,25 @@ lc_site() { # [step name] [extra ansible-playbook args]
   lc_play "$step" "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" "$@" "$ROOT/playbooks/site.yml"
 }
 
-# lc_web_ssh COMMAND: as the deploy user on web-1 (sudo for what needs root)
+# lc_web_ssh COMMAND: as the deploy user on web-1
 lc_web_ssh() {
   timeout 300 ssh "${LC_SSH[@]}" "deploy@$LC_WEB_PUBLIC" "$@"
 }
 
+# lc_web_sudo COMMAND: as root through the deploy user's sudo; with the password in
+# $LC_GEN/sudo_password when the inventory gives the deploy user sudo with a password (the e2e),
+# on sudo's standard input, never on a command line
+lc_web_sudo() {
+  if [ -s "$LC_GEN/sudo_password" ]; then
+    lc_web_ssh sudo -S -p "''" "$@" <"$LC_GEN/sudo_password"
+  else
+    lc_web_ssh sudo -n "$@" </dev/null
+  fi
+}
+
 lc_offsite_key() {
   local key
-  key=$(lc_web_ssh sudo cat /etc/anvil/postgres_backup_offsite_key.pub)
+  key=$(lc_web_sudo cat /etc/anvil/postgres_backup_offsite_key.pub)
   [ -n "$key" ] || die "web-1 has no offsite backup key (postgres_backup did not run?)"
   lc_play storage-key "$VENV" -i "$LC_STORAGE_PUBLIC," -u root --private-key "$LC_GEN/id_ed25519" \
     --ssh-common-args "-o UserKnownHostsFile=$LC_GEN/known_hosts -o StrictHostKeyChecking=accept-new" \
@@ -202,11 +213,11 @@ lc_offsite_key() {
 # lc_backup [--force]: a backup through the role's own unit (what the timer runs), unless one
 # exists already; fails when the unit fails.
 lc_backup() {
-  if [ "${1:-}" != --force ] && lc_web_ssh sudo sh -c "'ls /var/backups/postgres/*/MANIFEST.json'" >/dev/null 2>&1; then
+  if [ "${1:-}" != --force ] && lc_web_sudo sh -c "'ls /var/backups/postgres/*/MANIFEST.json'" >/dev/null 2>&1; then
     return 0
   fi
-  lc_web_ssh sudo systemctl start anvil-pg-backup.service \
-    || { lc_web_ssh sudo journalctl -u anvil-pg-backup.service -n 30 --no-pager >&2 || true; die "the backup failed"; }
+  lc_web_sudo systemctl start anvil-pg-backup.service \
+    || { lc_web_sudo journalctl -u anvil-pg-backup.service -n 30 --no-pager >&2 || true; die "the backup failed"; }
 }
 
 lc_drill() {
@@ -227,7 +238,7 @@ lc_teardown() {
 # address, the certificate checked against Caddy's local CA (read from web-1).
 lc_https() { # [path]
   [ -s "$LC_GEN/caddy-root.crt" ] \
-    || lc_web_ssh sudo cat /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt >"$LC_GEN/caddy-root.crt"
+    || lc_web_sudo cat /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt >"$LC_GEN/caddy-root.crt"
   curl -sS --max-time 10 --resolve "shop.demo.internal:443:$LC_WEB_PUBLIC" --cacert "$LC_GEN/caddy-root.crt" \
     "https://shop.demo.internal${1:-/}"
 }
