@@ -5,7 +5,7 @@
 #   - this checkout's base + firewall, no-change rerun, on container A;
 #   - the same playbook from BASELINE_REV (default: the commit before issue 11's rework) on
 #     container B, converged by that revision's own code;
-#   - this checkout's whole site.yml (base, firewall, docker, caddy; Debian's packages), no-change
+#   - this checkout's whole site.yml (base, firewall, docker, caddy, node_exporter; Debian's packages), no-change
 #     rerun, on container A;
 #   - a ping-only playbook with fact gathering (Ansible's floor for one host).
 # Everything runs over the docker connection against fresh Debian 12 containers. Prints times and
@@ -42,13 +42,22 @@ done
 for n in "${names[@]}"; do docker exec "$n" systemctl is-system-running --wait >/dev/null 2>&1 || true; done
 
 ssh-keygen -q -t ed25519 -N "" -f "$work/key"
+# The host is in group web with the toggles site.yml would write set as inventory variables, so that
+# base + firewall alone and site.yml configure the same host alike (without them, base + firewall
+# alone would read Docker and Caddy as absent and turn forwarding and 80/443 off that site.yml had
+# on: neither run would be a no-change run).
 inventory() { # name
   cat <<YAML
 all:
-  hosts:
-    $1:
-      ansible_connection: community.docker.docker
+  children:
+    web:
+      hosts:
+        $1:
+          ansible_connection: community.docker.docker
   vars:
+    anvil_docker: true
+    anvil_caddy: true
+    anvil_node_exporter: true
     base_deploy_user_authorized_keys: ["$(cat "$work/key.pub")"]
     docker_install_source: distro
     docker_compose: false
@@ -105,7 +114,7 @@ new=$(calc "$new_t / $ROUNDS"); old=$(calc "$old_t / $ROUNDS"); site=$(calc "$si
 printf '\nno-change runs on one Debian 12 container (docker connection), mean of %d rounds\n' "$ROUNDS"
 printf '  %-44s %7.2f s  %4d tasks\n' "base + firewall, this checkout" "$new" "$(tasks "$work/bench-new.log")"
 printf '  %-44s %7.2f s  %4d tasks\n' "base + firewall, $BASELINE_REV" "$old" "$(tasks "$work/bench-old.log")"
-printf '  %-44s %7.2f s  %4d tasks\n' "site.yml (base, firewall, docker, caddy)" "$site" "$(tasks "$work/bench-site.log")"
+printf '  %-44s %7.2f s  %4d tasks\n' "site.yml (base, firewall, docker, caddy, node_exp.)" "$site" "$(tasks "$work/bench-site.log")"
 printf '  %-44s %7.2f s\n' "ping-only floor" "$floor"
 printf '  %-44s %7.2f   (%.0f %% less wall time)\n' "base + firewall: new / old" "$(calc "$new / $old")" "$(calc "100 * (1 - $new / $old)")"
 printf '  %-44s %7.2f\n' "base + firewall / floor" "$(calc "$new / $floor")"
