@@ -71,7 +71,8 @@ SUBOPTION_BAD = {
 
 
 def firewall_errors(variables: Mapping[str, Any], client: str = "", host: Mapping[str, Any] | None = None,
-                    node_exporter: Mapping[str, Any] | None = None) -> list[str]:
+                    node_exporter: Mapping[str, Any] | None = None,
+                    monitoring: Mapping[str, Any] | None = None) -> list[str]:
     host = host or {}
     variables = c.typed(variables, "firewall")
     errors: list[str] = c.os_errors(host, "firewall") if host.get("distribution") else []
@@ -81,6 +82,12 @@ def firewall_errors(variables: Mapping[str, Any], client: str = "", host: Mappin
         # the firewall runs before node_exporter in anvil.hetzner.site
         errors += c.PORT.errors("node_exporter_port", c.convert("int", node_exporter.get("port")))
         errors += c.NETWORKS.errors("node_exporter_prometheus_sources", node_exporter.get("sources"))
+    if monitoring:
+        # the monitoring role's ports and admin sources (a cross-role input, checked before UFW changes)
+        ports = monitoring.get("ports") or []
+        for name, port in zip(("monitoring_prometheus_port", "monitoring_alertmanager_port"), ports):
+            errors += c.PORT.errors(name, c.convert("int", port))
+        errors += c.NETWORKS.errors("monitoring_admin_sources", monitoring.get("sources"))
     for index, rule in enumerate(variables.get("firewall_rules") or []):
         where = f"firewall_rules[{index}]"
         if not isinstance(rule, Mapping):
@@ -130,10 +137,12 @@ def rule_id(rule: Mapping[str, Any]) -> str:
 
 
 def firewall_managed_rules(variables: Mapping[str, Any], controller: str = "", ssh_ports: Sequence[Any] = (),
-                           caddy: bool = False, node_exporter: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                           caddy: bool = False, node_exporter: Mapping[str, Any] | None = None,
+                           monitoring: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every rule the role manages, in order: SSH first (the controller's own rule on top), trusted
-    networks, Caddy's ports, node_exporter's port from its Prometheus sources only, then
-    firewall_rules. Each carries ``id`` (see rule_id)."""
+    networks, Caddy's ports, node_exporter's port from its Prometheus sources only, the monitoring
+    server's Prometheus and Alertmanager ports from its admin sources only, then firewall_rules.
+    Each carries ``id`` (see rule_id)."""
     v = c.typed(variables, "firewall")  # -e firewall_ssh_allow_controller=false is the string "false"
     out: list[dict[str, Any]] = []
     ports = sorted({int(p) for p in ssh_ports})
@@ -153,6 +162,10 @@ def firewall_managed_rules(variables: Mapping[str, Any], controller: str = "", s
     if node_exporter:
         for src in node_exporter.get("sources") or []:
             out.append(_rule(port=node_exporter.get("port", 9100), src=str(src), comment="node_exporter"))
+    if monitoring:
+        for port in monitoring.get("ports") or []:
+            for src in monitoring.get("sources") or []:
+                out.append(_rule(port=int(port), src=str(src), comment="monitoring"))
     for r in v.get("firewall_rules") or []:
         out.append(_rule(r.get("rule") or "allow", r.get("port"), r.get("proto") or "tcp", r.get("from") or "any",
                          r.get("to") or "any", r.get("interface") or "", r.get("direction") or "in",

@@ -123,19 +123,6 @@ def node_exporter_listen(variables: Mapping[str, Any]) -> str:
     return address or str(variables.get("hcloud_private_ipv4") or "") or "127.0.0.1"
 
 
-# Addresses the internet cannot reach: RFC 1918 (Hetzner's private networks are 10.0.0.0/8 here),
-# shared address space, loopback, link-local, IPv6 unique-local. Everything else counts as public
-# (also documentation ranges, which Python's is_private would call private).
-_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "::1/128", "fc00::/7", "fe80::/10"))
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.is_unspecified or not any(ip.version == n.version and ip in n for n in _NOT_PUBLIC)
-
-
 def node_exporter_version_run(variables: Mapping[str, Any], host: Mapping[str, Any]) -> str:
     """The node_exporter version the role will run on the host (tarball: the pinned release;
     distro: what the distribution packages)."""
@@ -195,7 +182,7 @@ def node_exporter_errors(variables: Mapping[str, Any], host: Mapping[str, Any] |
     if not c.ADDRESSES.test(listen):
         ip = ipaddress.ip_address(listen)
         which = "node_exporter_listen_address" if v.get("node_exporter_listen_address") else "hcloud_private_ipv4"
-        if _public(listen) and not protected:
+        if c.is_public(listen) and not protected:
             errors.append(f"{which}: {listen} is {'every address' if ip.is_unspecified else 'a public address'}; "
                           "metrics (and host details) would be open to the internet: set "
                           "node_exporter_basic_auth_users or TLS, or listen on a private address")

@@ -17,7 +17,7 @@ description:
   - C(base) always. C(firewall) and C(node_exporter) unless turned off. C(docker) for hosts in the
     groups C(docker), C(web) or C(app); C(caddy) for hosts in C(web) or C(app); C(postgres_backup)
     for hosts with C(postgres_backup_age_recipients); C(app_deploy) for hosts in C(web) or C(app)
-    that describe an app (C(app_deploy_name)).
+    that describe an app (C(app_deploy_name)); C(monitoring) for hosts in the group C(monitoring).
   - A toggle C(anvil_<role>) set for the host (inventory, group_vars, C(-e)) wins over the group
     rule. Toggles given as C(-e anvil_docker=false) are strings; C(true)/C(false)/C(yes)/C(no)/C(on)/
     C(off)/C(1)/C(0) are read as Ansible reads booleans, any other value is an error.
@@ -53,7 +53,7 @@ _value:
 """
 
 # In the order site.yml runs them.
-ROLES = ("base", "firewall", "docker", "caddy", "node_exporter", "app_deploy", "postgres_backup")
+ROLES = ("base", "firewall", "docker", "caddy", "node_exporter", "app_deploy", "postgres_backup", "monitoring")
 WEB_GROUPS = frozenset(("web", "app"))
 
 
@@ -68,6 +68,7 @@ def _defaults(host: Mapping[str, Any], groups: set[str]) -> dict[str, bool]:
         "node_exporter": True,
         "postgres_backup": isinstance(recipients, list) and len(recipients) > 0,
         "app_deploy": web and isinstance(app_name, str) and app_name.strip() != "",
+        "monitoring": "monitoring" in groups,
     }
 
 

@@ -303,6 +303,24 @@ def is_control(ch: str) -> bool:
     return unicodedata.category(ch) == "Cc"
 
 
+# Addresses the internet cannot reach: RFC 1918 (Hetzner's private networks are 10.0.0.0/8 here),
+# shared address space, loopback, link-local, IPv6 unique-local. Everything else counts as public
+# (also documentation ranges, which Python's is_private would call private).
+NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "::1/128", "fc00::/7", "fe80::/10"))
+
+
+def is_public(value: str) -> bool:
+    """Whether a listener or target at this address is reachable from the internet: a wildcard or
+    public address, or a name (where it points is not known here)."""
+    try:
+        ip = ipaddress.ip_address(str(value).strip("[]"))
+    except ValueError:
+        return True
+    return ip.is_unspecified or not any(ip.version == n.version and ip in n for n in NOT_PUBLIC)
+
+
 def looks_private(value: Any) -> bool:
     """An age or SSH/PEM private key (which must never be pasted where a public value is asked)."""
     text = str(value)

@@ -67,7 +67,7 @@ step "setup: test images" ensure_images
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
   # longest first, so that the lanes end together (times of a fresh-clone run: CONTRIBUTING.md)
-  for s in app_deploy postgres_backup node_exporter firewall docker base caddy hetznercloud; do
+  for s in app_deploy postgres_backup monitoring node_exporter firewall docker base caddy hetznercloud; do
     [ -f "molecule/$s/molecule.yml" ] && scenarios+=("$s")
   done
   for f in molecule/*/molecule.yml; do

@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 FILTERS = {"base": "base_errors", "firewall": "firewall_errors", "docker": "docker_daemon", "caddy": "caddy_errors",
            "node_exporter": "node_exporter_errors", "postgres_backup": "postgres_backup_errors",
-           "app_deploy": "app_deploy_errors"}
+           "app_deploy": "app_deploy_errors", "monitoring": "monitoring_errors"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID3VHxF/Az01zod1MBwV7V3P53WIpstPgZTETc47VKy/ ci@test"  # a real key
 AGE = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"  # age's README example, a real recipient
 # What a role needs besides its defaults to pass on this machine: the base role refuses to close
@@ -50,6 +50,8 @@ BASELINE: dict[str, dict[str, Any]] = {
     # refusals are expected too, the check is that each bad option is named)
     "app_deploy": {"app_deploy_name": "shop", "app_deploy_domains": ["shop.example.com"],
                    "app_deploy_services": [{"name": "web", "image": "registry.example.com/shop", "tag": "v1", "port": 8000}]},
+    # alerts must reach someone
+    "monitoring": {"monitoring_receivers": [{"name": "ops", "type": "webhook", "url": "https://hooks.example.com/a"}]},
 }
 PRIVATE_AGE = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS5PRT8H"
 PRIVATE_SSH = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
@@ -87,6 +89,12 @@ COMBINATIONS = [
      "docker_registries[0].password"),
     ("caddy", {"caddy_sites": [{"domains": ["example.com"], "upstreams": ["127.0.0.1:8080"],
                                 "basic_auth": [{"username": "ops", "password": "long-enough-1\n"}]}]}, "caddy_sites"),
+    # issue 24: alerts that would reach no one, a token in the clear, a public listener
+    ("monitoring", {"monitoring_receivers": []}, "monitoring_receivers"),
+    ("monitoring", {"monitoring_receivers": [{"name": "ops", "type": "slack", "url": "http://hooks.slack.com/token-1-x"}]},
+     "monitoring_receivers[0].url"),
+    ("monitoring", {"monitoring_listen_address": "0.0.0.0"}, "monitoring_listen_address"),
+    ("monitoring", {"monitoring_heartbeat_url": "https://hc.example/token-1-x\n"}, "monitoring_heartbeat_url"),
 ]
 # secrets a refusal must never print (no part longer than 8 characters)
 SECRETS = ("long-enough-1", "secret-pw-1", "token-1-x", PRIVATE_AGE, PRIVATE_SSH)

@@ -15,6 +15,7 @@ FILTERS = {
     "node_exporter": "node_exporter_errors",
     "postgres_backup": "postgres_backup_errors",
     "app_deploy": "app_deploy_errors",
+    "monitoring": "monitoring_errors",
 }
 
 
@@ -119,6 +120,7 @@ BASELINE = {
     "app_deploy": {"app_deploy_name": "shop", "app_deploy_domains": ["shop.example.com"],
                    "app_deploy_services": [{"name": "web", "image": "registry.example.com/shop", "tag": "v1", "port": 8000}],
                    "app_deploy_health": {"path": "/health"}},
+    "monitoring": {"monitoring_receivers": [{"name": "ops", "type": "webhook", "url": "https://hooks.example.com/a"}]},
 }
 
 

@@ -333,6 +333,7 @@ STRING_SCENARIOS = {
     "docker": ("docker", "docker-debian12"),
     "caddy": ("caddy", "caddy-debian13"),
     "node_exporter": ("node_exporter", "node-exporter-debian12"),
+    "monitoring": ("monitoring", "monitoring-debian12"),
 }
 # ansible's own boolean strings (ansible.module_utils.parsing.convert_bool)
 BOOL_STRINGS = {"true", "false", "yes", "no", "1", "0", "on", "off", "y", "n", "t", "f"}

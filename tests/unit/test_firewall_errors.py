@@ -181,3 +181,19 @@ def test_node_exporter_inputs_are_checked_by_the_firewall_too():
     assert firewall_errors({}, node_exporter={"port": 9100, "sources": ["10.0.0.0/16"]}) == []
     assert firewall_errors({}, node_exporter={"port": 9100, "sources": "10.0.0.0/16"}) == [
         "node_exporter_prometheus_sources: must be a list"]
+
+
+def test_the_monitoring_ports_are_opened_to_its_admin_sources_only():
+    rules = firewall_managed_rules({}, ssh_ports=[22], monitoring={"ports": [9090, "9093"], "sources": ["10.0.0.9/32"]})
+    opened = [(r["port"], r["from"]) for r in rules if r["comment"] == "monitoring"]
+    assert opened == [("9090", "10.0.0.9/32"), ("9093", "10.0.0.9/32")]
+    # no admin sources: nobody (an SSH tunnel still works); the role not in the play: nothing
+    assert not [r for r in firewall_managed_rules({}, ssh_ports=[22], monitoring={"ports": [9090, 9093], "sources": []})
+                if r["comment"] == "monitoring"]
+    assert not [r for r in firewall_managed_rules({}, ssh_ports=[22]) if r["comment"] == "monitoring"]
+
+
+def test_monitoring_inputs_are_checked_by_the_firewall_too():
+    errors = firewall_errors({}, monitoring={"ports": [0, 9093], "sources": ["admins"]})
+    assert [e.split(":")[0] for e in errors] == ["monitoring_prometheus_port", "monitoring_admin_sources[0]"]
+    assert firewall_errors({}, monitoring={"ports": ["9090", 9093], "sources": ["198.51.100.0/24"]}) == []

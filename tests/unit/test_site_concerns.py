@@ -22,7 +22,8 @@ EVERY_HOST = ["base", "firewall", "node_exporter"]
     (["db"], {"app_deploy_name": "shop"}, EVERY_HOST),
     (["db"], {"postgres_backup_age_recipients": ["age1x"]}, ["base", "firewall", "node_exporter", "postgres_backup"]),
     (["db"], {"postgres_backup_age_recipients": []}, EVERY_HOST),
-    (["web", "db"], {"app_deploy_name": "shop", "postgres_backup_age_recipients": ["age1x"]}, ALL),
+    (["web", "db", "monitoring"], {"app_deploy_name": "shop", "postgres_backup_age_recipients": ["age1x"]}, ALL),
+    (["monitoring"], {}, ["base", "firewall", "node_exporter", "monitoring"]),
 ])
 def test_groups_decide(groups, extra, roles):
     out = site_concerns({"group_names": groups, **extra})

@@ -1,0 +1,237 @@
+"""Behaviour of the monitoring servers after anvil.hetzner.monitoring (Debian 12 and 13), seen as an
+operator would: every target up over the private network with basic auth; nothing listening in
+public; the secrets only in files Prometheus's group reads; a failed backup on the target reaching
+the webhook receiver through Alertmanager, grouped, with the host and the reason, and its end; the
+Watchdog at the heartbeat URL; the stopped target's InstanceDown arriving and silencing its other
+alerts. The receiver (prepare.yml) runs on monitoring-debian12 and records every call."""
+# (the order matters: the last host-independent test stops the target)
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import testinfra.utils.ansible_runner
+
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+testinfra_hosts = RUNNER.get_hosts("monitoring")
+
+ADDRESS = {"monitoring-debian12": "172.30.81.12", "monitoring-debian13": "172.30.81.13"}
+TARGETS = {"monitoring-debian12", "monitoring-debian13", "monitoring-target"}
+RECEIVED = "/var/lib/anvil-receiver"
+SECRETS = ("scrape-secret-5678", "ops-token-4242", "hb-token-9393")
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    return RUNNER.get_host("monitoring-debian12")
+
+
+@pytest.fixture(scope="module")
+def target():
+    return RUNNER.get_host("monitoring-target")
+
+
+@pytest.fixture()
+def name(host) -> str:
+    return host.backend.get_hostname()
+
+
+def wait_for(predicate, timeout: float, step: float = 2.0):
+    """Poll, bounded in time; returns the last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(step)
+        value = predicate()
+    return value
+
+
+# GET on a host with its own Python (the images have no curl): the status and the body.
+_GET = ("import sys, urllib.request, urllib.error\n"
+        "try:\n"
+        "    r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status); print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n")
+
+
+def http_get(host, url: str) -> tuple[int, str]:
+    out = host.run(f"python3 -c '{_GET}' '{url}'")
+    assert out.rc == 0, out.stderr
+    status, body = (out.stdout.split("\n", 1) + [""])[:2]
+    return int(status), body
+
+
+_POST = ("import sys, urllib.request\n"
+         "r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(),\n"
+         "    headers={\"Content-Type\": \"application/json\"}), timeout=5); print(r.status)\n")
+
+
+def http_post(host, url: str, payload) -> int:
+    out = host.run(f"python3 -c '{_POST}' '{url}' '{json.dumps(payload)}'")
+    assert out.rc == 0, out.stderr
+    return int(out.stdout.strip())
+
+
+def api(host, name: str, port: int, path: str):
+    """GET from Prometheus (9090) or Alertmanager (9093) on the server's private address."""
+    status, body = http_get(host, f"http://{ADDRESS[name]}:{port}{path}")
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def received(receiver, kind: str) -> list[tuple[str, dict]]:
+    """Every call the receiver recorded in <kind>.log: (path, body)."""
+    out = receiver.run(f"cat {RECEIVED}/{kind}.log 2>/dev/null")
+    calls = []
+    for line in out.stdout.splitlines():
+        path, body = line.split("\t", 1)
+        calls.append((path, json.loads(body)))
+    return calls
+
+
+def alerts_at(receiver, path: str, alertname: str, status: str, instance: str = "monitoring-target",
+              external: str = "", since: int = 0) -> list[dict]:
+    """The alerts of that name and status sent to that receiver path (by the server whose
+    external URL contains `external`, when given), in the calls after the first `since`."""
+    out = []
+    for call_path, body in received(receiver, "alerts")[since:]:
+        if call_path != path or (external and external not in body.get("externalURL", "")):
+            continue
+        for alert in body.get("alerts", []):
+            labels = alert.get("labels", {})
+            if labels.get("alertname") == alertname and alert.get("status") == status \
+                    and labels.get("instance") == instance:
+                out.append(dict(alert, groupKey=body.get("groupKey", ""), groupLabels=body.get("groupLabels", {})))
+    return out
+
+
+def test_daemons_run_and_listen_on_the_private_address_only(host, name):
+    for unit in ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"):
+        assert host.service(unit).is_running, unit
+        assert host.service(unit).is_enabled, unit
+    sockets = host.run("ss -Hltn").stdout
+    listening = {line.split()[3] for line in sockets.splitlines()}
+    assert f"{ADDRESS[name]}:9090" in listening and f"{ADDRESS[name]}:9093" in listening
+    assert "127.0.0.1:9115" in listening
+    for port in ("9090", "9093", "9094", "9115"):
+        for wildcard in (f"0.0.0.0:{port}", f"*:{port}", f"[::]:{port}"):
+            assert wildcard not in listening, f"{wildcard} listens on every address"
+    assert not any(entry.endswith(":9094") for entry in listening), "Alertmanager's cluster port is open"
+
+
+def test_secrets_only_in_files_prometheus_reads(host):
+    for path in ("/etc/prometheus/alertmanager.yml", "/etc/prometheus/anvil-secrets/node_exporter_password"):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "prometheus", 0o640), path
+    assert host.file("/etc/prometheus/anvil-secrets").mode == 0o750
+    config = host.file("/etc/prometheus/prometheus.yml")
+    assert config.mode == 0o640
+    assert "scrape-secret-5678" not in config.content_string
+    assert "password_file: /etc/prometheus/anvil-secrets/node_exporter_password" in config.content_string
+
+
+def test_configuration_checked_by_the_daemons_own_tools(host):
+    assert host.run("promtool check config /etc/prometheus/prometheus.yml").rc == 0
+    assert host.run("amtool check-config /etc/prometheus/alertmanager.yml").rc == 0
+    rules = api(host, host.backend.get_hostname(), 9090, "/api/v1/rules")["data"]["groups"]
+    names = {rule["name"] for group in rules for rule in group["rules"]}
+    assert {"BackupFailed", "InstanceDown", "Watchdog", "SiteDown", "SiteCertificateExpiresSoon"} <= names
+
+
+def test_every_target_is_up_over_the_private_network_with_basic_auth(host, name):
+    def node_targets():
+        data = api(host, name, 9090, "/api/v1/targets?state=active")["data"]["activeTargets"]
+        return {t["labels"]["instance"]: t for t in data if t["labels"]["job"] == "node"}
+
+    def all_up():
+        found = node_targets()
+        return found if set(found) == TARGETS and all(t["health"] == "up" for t in found.values()) else None
+
+    targets = wait_for(all_up, timeout=60)
+    assert targets, node_targets()
+    for t in targets.values():
+        assert t["scrapeUrl"].startswith("http://172.30.81."), t["scrapeUrl"]
+        assert t["labels"]["role"] in ("monitoring", "web"), t["labels"]
+    # without the password, the target refuses the scrape: the auth is real
+    assert http_get(host, "http://172.30.81.20:9100/metrics")[0] == 401
+
+
+def test_a_failed_backup_reaches_the_receiver_grouped_with_host_and_reason_and_then_ends(target, receiver):
+    """anvil-metric on the target (what the backup unit writes), BackupFailed (for: 1m) firing in
+    both Prometheus servers, one message per server at the ops receiver grouped by alertname and
+    instance, with the host and the reason; the success metric then resolves it."""
+    write = "anvil-metric backup-shop anvil_backup_last_run_success {} backup=shop"
+    assert target.run(write.format(0)).rc == 0
+    for server in ("monitoring-debian12", "monitoring-debian13"):
+        firing = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "firing",
+                                                     external=ADDRESS[s]), timeout=240)
+        assert firing, f"{server}: no BackupFailed at the receiver: {received(receiver, 'alerts')[-3:]}"
+        alert = firing[0]
+        assert alert["labels"]["backup"] == "shop" and alert["labels"]["severity"] == "critical"
+        assert "shop" in alert["annotations"]["summary"] and "monitoring-target" in alert["annotations"]["summary"]
+        assert alert["groupLabels"] == {"alertname": "BackupFailed", "instance": "monitoring-target"}
+    assert target.run(write.format(1)).rc == 0
+    for server in ("monitoring-debian12", "monitoring-debian13"):
+        resolved = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "resolved",
+                                                       external=ADDRESS[s]), timeout=180)
+        assert resolved, f"{server}: BackupFailed did not resolve at the receiver"
+    # the oncall route matches nothing that fired: it received nothing
+    assert not [call for call in received(receiver, "alerts") if call[0] == "/alerts/oncall"]
+
+
+def test_the_watchdog_reaches_the_heartbeat_url(receiver):
+    def beats():
+        return {body.get("externalURL") for path, body in received(receiver, "heartbeat")
+                if path == "/heartbeat/hb-token-9393"
+                and any(a["labels"].get("alertname") == "Watchdog" for a in body.get("alerts", []))}
+
+    got = wait_for(lambda: beats() if len(beats()) == 2 else None, timeout=120)
+    assert got, f"heartbeats from {beats()}, not from both servers"
+    # never at a person's receiver
+    assert not any(a["labels"].get("alertname") == "Watchdog"
+                   for call in received(receiver, "alerts") for a in call[1].get("alerts", []))
+
+
+def test_a_stopped_target_fires_instance_down_which_silences_its_other_alerts(target, receiver):
+    """The target stops (the container): after InstanceDown's 5 minutes it arrives at the receiver.
+    Then an alert about the stopped host reaches Alertmanager (as Prometheus sends one; the host's
+    own series went stale with it, so none of its rules fire any more): Alertmanager holds it as
+    inhibited by InstanceDown and sends nothing, while the same alert for a host that is up goes out."""
+    server = RUNNER.get_host("monitoring-debian12")
+    before = len(received(receiver, "alerts"))
+    stopped_at = time.monotonic()
+    subprocess.run(["docker", "stop", "-t", "5", "monitoring-target"], check=True, capture_output=True, timeout=60)
+    try:
+        down = wait_for(lambda: alerts_at(receiver, "/alerts/ops-token-4242", "InstanceDown", "firing",
+                                          external=ADDRESS["monitoring-debian12"], since=before), timeout=480, step=5)
+        assert down, f"no InstanceDown {time.monotonic() - stopped_at:.0f} s after the stop"
+        assert down[0]["labels"]["severity"] == "critical" and down[0]["labels"]["job"] == "node"
+        alert = {"labels": {"alertname": "BackupFailed", "backup": "inhibit-check", "severity": "critical",
+                            "job": "node"},
+                 "annotations": {"summary": "backup inhibit-check failed"}}
+        payload = [{**alert, "labels": {**alert["labels"], "instance": host}}
+                   for host in ("monitoring-target", "monitoring-debian13")]
+        assert http_post(server, "http://172.30.81.12:9093/api/v2/alerts", payload) == 200
+        sent = wait_for(lambda: [a for a in alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "firing",
+                                                      instance="monitoring-debian13", since=before)
+                                 if a["labels"].get("backup") == "inhibit-check"], timeout=60)
+        assert sent, "the alert for a host that is up did not go out"
+        held = [a for a in api(server, "monitoring-debian12", 9093, "/api/v2/alerts?inhibited=true")
+                if a["labels"].get("backup") == "inhibit-check" and a["labels"]["instance"] == "monitoring-target"]
+        assert held and held[0]["status"]["state"] == "suppressed" and held[0]["status"]["inhibitedBy"], held
+        assert not [a for a in alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "firing", since=before)
+                    if a["labels"].get("backup") == "inhibit-check"], "the stopped host's alert was sent"
+    finally:
+        subprocess.run(["docker", "start", "monitoring-target"], check=False, capture_output=True, timeout=60)
+
+
+def test_no_secret_in_a_world_readable_file(host):
+    for secret in SECRETS:
+        out = host.run(f"grep -rlF '{secret}' /etc /var/lib/prometheus 2>/dev/null")
+        for path in out.stdout.split():
+            f = host.file(path)
+            assert not f.mode & 0o004, f"{path} ({oct(f.mode)}) holds a secret and is world-readable"

@@ -1,0 +1,215 @@
+"""The monitoring role's input check and the configuration it builds (plugins/filter/monitoring_errors.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.anvil.hetzner.plugins.filter import monitoring_errors as m
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULTS = yaml.safe_load((ROOT / "roles/monitoring/defaults/main.yml").read_text())
+OPS = {"name": "ops", "type": "webhook", "url": "https://hooks.example.com/ops-token"}
+GOOD = {**DEFAULTS, "monitoring_receivers": [OPS]}
+HOST = {"distribution": "Debian", "major": "12", "version": "12.8", "addresses": ["10.0.1.5", "127.0.0.1"],
+        "listening": [], "groups": ["all", "web"], "targets": {}, "exists": {}}
+
+
+def errors(host=None, **changes):
+    return m.monitoring_errors({**GOOD, **changes}, host)
+
+
+def test_the_defaults_with_one_receiver_pass():
+    assert errors() == []
+    assert errors(HOST, hcloud_private_ipv4="10.0.1.5") == []
+
+
+def test_no_receiver_is_refused_alerts_would_reach_no_one():
+    out = m.monitoring_errors(DEFAULTS)
+    assert out and out[0].startswith("monitoring_receivers: is empty") and "no one" in out[0]
+
+
+@pytest.mark.parametrize(("receiver", "where"), [
+    ({"name": "ops", "type": "webhook"}, "monitoring_receivers[0].url"),
+    ({"name": "ops", "type": "webhook", "url": "hooks.example.com/x"}, "monitoring_receivers[0].url"),
+    ({"name": "ops", "type": "slack", "url": "http://hooks.slack.com/services/T/B/secret-x"}, "monitoring_receivers[0].url"),
+    ({"name": "ops", "type": "slack", "url": "https://hooks.slack.com/x", "channel": "ops room"},
+     "monitoring_receivers[0].channel"),
+    ({"name": "tg", "type": "telegram", "chat_id": 5}, "monitoring_receivers[0].bot_token"),
+    ({"name": "tg", "type": "telegram", "bot_token": "not a token", "chat_id": 5}, "monitoring_receivers[0].bot_token"),
+    ({"name": "tg", "type": "telegram", "bot_token": "123:abc", "chat_id": "room"}, "monitoring_receivers[0].chat_id"),
+    ({"name": "mail", "type": "email", "to": "nobody"}, "monitoring_receivers[0].to"),
+    ({"name": "mail", "type": "email", "to": "ops@example.com"}, "monitoring_receivers[0]"),
+    ({"name": "Ops Team", "type": "webhook", "url": "https://a.example/"}, "monitoring_receivers[0].name"),
+    ({"name": "anvil-heartbeat", "type": "webhook", "url": "https://a.example/"}, "monitoring_receivers[0].name"),
+    ({"name": "ops", "type": "pagerduty", "url": "https://a.example/"}, "monitoring_receivers[0].type"),
+    ({"name": "ops", "type": "webhook", "url": "https://a.example/", "channel": "#x"}, "monitoring_receivers[0]"),
+    ({"name": "ops", "type": "webhook", "url": "https://a.example/", "send_resolved": "sometimes"},
+     "monitoring_receivers[0].send_resolved"),
+])
+def test_a_bad_receiver_is_refused_naming_it_and_never_showing_a_token(receiver, where):
+    out = errors(monitoring_receivers=[receiver])
+    assert any(e.startswith(where) for e in out), out
+    assert not any("secret-x" in e for e in out)
+
+
+def test_a_receiver_name_twice_is_refused():
+    out = errors(monitoring_receivers=[OPS, dict(OPS, url="https://b.example/")])
+    assert any(e.startswith("monitoring_receivers[1].name") for e in out), out
+
+
+@pytest.mark.parametrize(("route", "where"), [
+    ({"receiver": "ops", "matchers": ["severity = very critical"]}, "monitoring_routes[0].matchers[0]"),
+    ({"receiver": "ops", "matchers": ["severity"]}, "monitoring_routes[0].matchers[0]"),
+    ({"receiver": "ops", "matchers": ['9severity="x"']}, "monitoring_routes[0].matchers[0]"),
+    ({"receiver": "ops", "matchers": []}, "monitoring_routes[0].matchers"),
+    ({"receiver": "ops", "matchers": ['severity="critical"'], "match": {"severity": "critical"}}, "monitoring_routes[0]"),
+    ({"receiver": "nobody", "matchers": ['severity="critical"']}, "monitoring_routes[0].receiver"),
+    ({"receiver": "ops", "matchers": ['severity="critical"'], "repeat_interval": "often"},
+     "monitoring_routes[0].repeat_interval"),
+    ({"receiver": "ops", "matchers": ['severity="critical"'], "continue": "yes please"}, "monitoring_routes[0].continue"),
+])
+def test_a_bad_route_is_refused_naming_it(route, where):
+    out = errors(monitoring_routes=[route])
+    assert any(e.startswith(where) for e in out), out
+
+
+def test_good_matchers_pass():
+    for matcher in ('severity="critical"', 'alertname=~"Backup.*"', 'instance!="web-1"', "severity=critical",
+                    'team !~ "db|ops"'):
+        assert errors(monitoring_routes=[{"receiver": "ops", "matchers": [matcher]}]) == [], matcher
+
+
+@pytest.mark.parametrize("value", ["15 days", "15D", "1h30", "", "-5m", 30])
+def test_a_retention_that_is_not_a_duration_is_refused(value):
+    assert any(e.startswith("monitoring_retention_time") for e in errors(monitoring_retention_time=value))
+
+
+@pytest.mark.parametrize("value", ["30d", "1w", "1y2w", "90m", "36h", "1d12h"])
+def test_prometheus_durations_pass(value):
+    assert errors(monitoring_retention_time=value) == []
+
+
+def test_smtp_is_checked_and_its_password_never_shown():
+    mail = [{"name": "mail", "type": "email", "to": "ops@example.com"}]
+    good = {"smarthost": "smtp.example.com:587", "from": "alerts@example.com", "username": "alerts",
+            "password": "smtp-pw-secret"}
+    assert errors(monitoring_receivers=mail, monitoring_smtp=good) == []
+    out = errors(monitoring_receivers=mail, monitoring_smtp={**good, "require_tls": False})
+    assert any("clear text" in e for e in out) and not any("smtp-pw-secret" in e for e in out)
+    out = errors(monitoring_receivers=mail, monitoring_smtp={**good, "smarthost": "smtp.example.com"})
+    assert any(e.startswith("monitoring_smtp.smarthost") for e in out)
+    out = errors(monitoring_receivers=mail, monitoring_smtp={**good, "password": "pw-secret\n"})
+    assert any(e.startswith("monitoring_smtp.password") for e in out) and not any("pw-secret" in e for e in out)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "203.0.113.7"])
+def test_a_public_or_wildcard_listener_is_refused(address):
+    out = errors(HOST, monitoring_listen_address=address)
+    assert any(e.startswith("monitoring_listen_address") and "no login" in e for e in out), out
+
+
+def test_an_address_the_host_lacks_is_refused():
+    out = errors(HOST, monitoring_listen_address="10.0.9.9")
+    assert any(e.startswith("monitoring_listen_address") and "not an address of this host" in e for e in out)
+
+
+def test_ports_taken_by_a_daemon_another_role_or_each_other_are_refused():
+    sshd = [{"address": "0.0.0.0", "port": 22, "process": "sshd", "pid": 1}]
+    out = errors({**HOST, "listening": sshd}, hcloud_private_ipv4="10.0.1.5", monitoring_prometheus_port=22)
+    assert any(e.startswith("monitoring_prometheus_port") for e in out), out
+    out = errors(HOST, hcloud_private_ipv4="10.0.1.5", monitoring_alertmanager_port=9090)
+    assert any(e.startswith("monitoring_alertmanager_port") for e in out), out
+    own = [{"address": "10.0.1.5", "port": 9090, "process": "prometheus", "pid": 7}]
+    assert errors({**HOST, "listening": own}, hcloud_private_ipv4="10.0.1.5") == []
+    # a sandboxed daemon's socket shows no process: it is the role's own while that daemon runs
+    hidden = [{"address": "10.0.1.5", "port": 9093, "process": "", "pid": None}]
+    running = {"prometheus-alertmanager": {"active": True, "enabled": True}}
+    assert errors({**HOST, "listening": hidden, "services": running}, hcloud_private_ipv4="10.0.1.5") == []
+    out = errors({**HOST, "listening": hidden, "services": {}}, hcloud_private_ipv4="10.0.1.5")
+    assert any(e.startswith("monitoring_alertmanager_port") for e in out), out
+
+
+def test_a_target_at_a_public_address_without_tls_is_refused():
+    host = {**HOST, "targets": {"web-1": {"address": "203.0.113.9", "tls": False, "basic_auth": True},
+                                "db-1": {"address": "198.51.100.3", "tls": True, "basic_auth": True},
+                                "app-1": {"address": "10.0.1.7", "tls": False, "basic_auth": True}}}
+    out = errors(host, hcloud_private_ipv4="10.0.1.5")
+    assert len([e for e in out if e.startswith("monitoring_targets_groups")]) == 1 and "web-1" in out[0], out
+
+
+def test_an_unknown_group_and_a_missing_ca_are_refused():
+    out = errors(HOST, hcloud_private_ipv4="10.0.1.5", monitoring_targets_groups=["web", "nope"],
+                 monitoring_blackbox_ca_file="/etc/ssl/none.pem")
+    assert any(e.startswith("monitoring_targets_groups") and "nope" in e for e in out)
+    assert any(e.startswith("monitoring_blackbox_ca_file") for e in out)
+
+
+def test_a_heartbeat_faster_than_alertmanager_groups_is_refused():
+    assert any(e.startswith("monitoring_heartbeat_interval") for e in errors(monitoring_heartbeat_interval="30s"))
+
+
+def test_the_alertmanager_config_routes_the_watchdog_first_and_inhibits_a_down_hosts_alerts():
+    config = m.monitoring_alertmanager_config({**GOOD, "monitoring_heartbeat_url": "https://hc.example/ping/x",
+                                               "monitoring_routes": [{"receiver": "ops",
+                                                                      "matchers": ['severity="critical"']}]})
+    route = config["route"]
+    assert route["receiver"] == "ops" and route["group_by"] == ["alertname", "instance"]
+    assert route["routes"][0]["matchers"] == ['alertname="Watchdog"'] and route["routes"][0]["receiver"] == "anvil-heartbeat"
+    assert route["routes"][1] == {"receiver": "ops", "matchers": ['severity="critical"']}
+    assert {"source_matchers": ['alertname="InstanceDown"'], "target_matchers": ['alertname!="InstanceDown"'],
+            "equal": ["instance"]} in config["inhibit_rules"]
+    names = [r["name"] for r in config["receivers"]]
+    assert names == ["ops", "anvil-null", "anvil-heartbeat"]
+    assert config["receivers"][2]["webhook_configs"] == [{"url": "https://hc.example/ping/x", "send_resolved": False}]
+    # without a heartbeat URL the Watchdog goes to a receiver that sends nothing, never to a person
+    quiet = m.monitoring_alertmanager_config(GOOD)
+    assert quiet["route"]["routes"][0]["receiver"] == "anvil-null"
+    assert not m.monitoring_alertmanager_config({**GOOD, "monitoring_inhibit_when_down": "false"})["inhibit_rules"][0][
+        "source_matchers"] == ['alertname="InstanceDown"']
+
+
+def test_each_receiver_type_becomes_alertmanagers_config():
+    receivers = [OPS, {"name": "slack", "type": "slack", "url": "https://hooks.slack.com/x", "channel": "#ops"},
+                 {"name": "tg", "type": "telegram", "bot_token": "123:abc", "chat_id": "-100", "send_resolved": False},
+                 {"name": "mail", "type": "email", "to": "ops@example.com"}]
+    smtp = {"smarthost": "smtp.example.com:587", "from": "alerts@example.com", "username": "a", "password": "b"}
+    config = m.monitoring_alertmanager_config({**GOOD, "monitoring_receivers": receivers, "monitoring_smtp": smtp})
+    by = {r["name"]: r for r in config["receivers"]}
+    assert by["slack"]["slack_configs"] == [{"api_url": "https://hooks.slack.com/x", "send_resolved": True, "channel": "#ops"}]
+    assert by["tg"]["telegram_configs"] == [{"bot_token": "123:abc", "chat_id": -100, "send_resolved": False}]
+    assert by["mail"]["email_configs"] == [{"to": "ops@example.com", "send_resolved": True}]
+    assert config["global"] == {"smtp_smarthost": "smtp.example.com:587", "smtp_from": "alerts@example.com",
+                                "smtp_require_tls": True, "smtp_auth_username": "a", "smtp_auth_password": "b"}
+
+
+def test_the_prometheus_config_keeps_the_password_out_and_probes_through_loopback():
+    config = m.monitoring_prometheus_config({**GOOD, "hcloud_private_ipv4": "10.0.1.5"}, "mon-1",
+                                            {"username": "prometheus", "password": "scrape-secret"},
+                                            ["https://shop.example.com/"])
+    assert "scrape-secret" not in yaml.safe_dump(config)
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["node"]["basic_auth"] == {"username": "prometheus",
+                                          "password_file": "/etc/prometheus/anvil-secrets/node_exporter_password"}
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["10.0.1.5:9090"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["10.0.1.5:9093"]
+    assert jobs["blackbox"]["relabel_configs"][-1] == {"target_label": "__address__", "replacement": "127.0.0.1:9115"}
+    assert "blackbox" not in {j["job_name"] for j in
+                              m.monitoring_prometheus_config(GOOD, "mon-1", {}, [])["scrape_configs"]}
+
+
+def test_the_probed_urls_come_from_the_inventorys_sites_and_apps_once_each():
+    hostvars = {"web-1": {"caddy_sites": [{"domains": ["shop.example.com", "*.example.com"]}],
+                          "app_deploy_domains": ["shop.example.com", "api.example.com"]},
+                "web-2": {"caddy_sites": [{"domains": ["http://plain.example.com"]}]}}
+    assert m.monitoring_blackbox_targets(hostvars, ["web-1", "web-2"], ["https://status.example.org/"]) == [
+        "https://shop.example.com/", "https://api.example.com/", "https://status.example.org/"]
+
+
+def test_the_scrape_credentials_come_from_the_fleet_when_not_given():
+    hostvars = {"a": {}, "b": {"node_exporter_basic_auth_users": [{"username": "prom", "password": "pw"}]}}
+    assert m.monitoring_scrape_auth(GOOD, hostvars, ["a", "b"]) == {"username": "prom", "password": "pw"}
+    given = {**GOOD, "monitoring_node_exporter_basic_auth": {"username": "x", "password": "y"}}
+    assert m.monitoring_scrape_auth(given, hostvars, ["a", "b"]) == {"username": "x", "password": "y"}
+    assert m.monitoring_scrape_auth(GOOD, {"a": {}}, ["a"]) == {}
