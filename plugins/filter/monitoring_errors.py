@@ -16,7 +16,7 @@ from ansible_collections.anvil.hetzner.plugins.plugin_utils import checks as c
 
 # Prometheus's duration (model.ParseDuration): units in this order, each at most once, not empty.
 _DURATION = re.compile(r"^(?=[0-9])(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$")
-_SIZE = re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB|EB)$")
+_SIZE = re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB|EB|KiB|MiB|GiB|TiB|PiB|EiB)$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # A matcher as Alertmanager's routes take it: label, operator, value (quoted or a bare word).
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|[^\s"{},=~!]+)\s*$')
@@ -74,6 +74,14 @@ def _labels(value: Any) -> str | None:
 
 
 DURATION = c.Check(_duration, bad=("", "5 minutes", "5M", "m5", "1h30"))
+_NONZERO = "must be longer than 0s (Alertmanager refuses a zero interval)"
+
+
+def _nonzero_duration(value: Any) -> str | None:
+    return _duration(value) or (_NONZERO if not _duration_seconds(value) else None)
+
+
+NONZERO_DURATION = c.Check(_nonzero_duration, bad=("", "0s", "0m", "5 minutes"))
 
 # Options with a format or range (bool and choices are the argument spec's): see plugin_utils/checks.py.
 OPTIONS: dict[str, c.Check] = {
@@ -94,12 +102,15 @@ OPTIONS: dict[str, c.Check] = {
     "monitoring_targets_label_keys": c.Check(_labels, bad=(["9role"], ["ro-le"]), each=True),
     "monitoring_node_exporter_tls_ca_file": c.pattern(r"^(/[A-Za-z0-9._~/@+-]*)?$", "an absolute path (or empty)",
                                                       bad=("ca.pem",), empty_ok=True),
-    "monitoring_group_by": c.Check(_labels, bad=(["alert name"],), each=True),
+    # '...' groups by every label (Alertmanager's own spelling)
+    "monitoring_group_by": c.Check(lambda v: None if v == "..." else _labels(v), bad=(["alert name"],), each=True),
     "monitoring_group_wait": DURATION,
-    "monitoring_group_interval": DURATION,
-    "monitoring_repeat_interval": DURATION,
+    "monitoring_group_interval": NONZERO_DURATION,
+    "monitoring_repeat_interval": NONZERO_DURATION,
     "monitoring_heartbeat_url": c.WEBHOOK_URL,
-    "monitoring_heartbeat_interval": DURATION,
+    "monitoring_heartbeat_interval": c.Check(lambda v: _duration(v) or (
+        "must be at least 1m (Alertmanager groups the Watchdog once a minute at most)"
+        if _duration_seconds(v) < 60 else None), bad=("", "30s", "hourly")),
     "monitoring_blackbox_extra_targets": c.pattern(r"^https?://[^\s\"'{}]+$", "an http(s) URL",
                                                    bad=(["example.com"], ["ftp://example.com"]), each=True),
     "monitoring_blackbox_timeout": DURATION,
@@ -206,7 +217,7 @@ def _receiver_errors(receivers: Any, smtp: Any) -> tuple[list[str], set[str]]:
             if not (c.is_int(chat) or (isinstance(chat, str) and re.match(r"^-?[0-9]+$", chat))):
                 errors.append(f"{at}.chat_id: {chat!r} is not a Telegram chat id (a whole number, negative for groups)")
         elif kind == "email":
-            reason = c.EMAIL.test(r.get("to"))
+            reason = c.EMAIL.test(r.get("to")) or ("needs the address to send to" if not r.get("to") else None)
             if reason:
                 errors.append(f"{at}.to: {r.get('to')!r} {reason}")
             if not smtp:
@@ -224,7 +235,7 @@ def _smtp_errors(smtp: Any) -> list[str]:
               for key in sorted(set(smtp) - SMTP_KEYS, key=str)]
     if not isinstance(smtp.get("smarthost"), str) or not _HOSTPORT.match(smtp.get("smarthost") or ""):
         errors.append(f"{where}.smarthost: {smtp.get('smarthost')!r} is not host:port (smtp.example.com:587)")
-    reason = c.EMAIL.test(smtp.get("from"))
+    reason = c.EMAIL.test(smtp.get("from")) or ("needs the sender's address" if not smtp.get("from") else None)
     if reason:
         errors.append(f"{where}.from: {smtp.get('from')!r} {reason}")
     if smtp.get("username") not in ("", None) and not isinstance(smtp.get("username"), str):
@@ -263,15 +274,14 @@ def _route_errors(routes: Any, names: set[str]) -> list[str]:
                 if not isinstance(matcher, str) or not _MATCHER.match(matcher):
                     errors.append(f"{at}.matchers[{j}]: {matcher!r} is not a matcher: label, =, !=, =~ or !~, "
                                   "and a value in double quotes (severity=\"critical\")")
-                elif " " in _MATCHER.match(matcher).group(3) and not _MATCHER.match(matcher).group(3).startswith('"'):
-                    errors.append(f"{at}.matchers[{j}]: {matcher!r}: put the value in double quotes")
         for key in ("group_wait", "group_interval", "repeat_interval"):
             if key in route:
-                reason = _duration(route[key])
+                reason = _duration(route[key]) or (_NONZERO if key != "group_wait" and not _duration_seconds(route[key])
+                                                   else None)
                 if reason:
                     errors.append(f"{at}.{key}: {route[key]!r} {reason}")
         if "group_by" in route:
-            errors += c.Check(_labels, each=True).errors(f"{at}.group_by", route["group_by"])
+            errors += OPTIONS["monitoring_group_by"].errors(f"{at}.group_by", route["group_by"])
         if "continue" in route and not isinstance(route["continue"], bool):
             errors.append(f"{at}.continue: must be true or false")
     return errors
@@ -305,13 +315,15 @@ def monitoring_scrape_auth(variables: Mapping[str, Any], hostvars: Mapping[str, 
     return {}
 
 
-def monitoring_targets(variables: Mapping[str, Any], groups: Mapping[str, Sequence[str]]) -> list[str]:
+def monitoring_targets(variables: Mapping[str, Any], groups: Mapping[str, Sequence[str]],
+                       hostvars: Mapping[str, Any] | None = None) -> list[str]:
     """The inventory hosts whose node_exporter is scraped: every host of monitoring_targets_groups
-    that runs node_exporter (site.yml's anvil_node_exporter toggle is not false), sorted."""
+    that runs node_exporter (its anvil_node_exporter toggle, as site.yml reads it, is not false), sorted."""
     hosts: set[str] = set()
     for group in variables.get("monitoring_targets_groups") or ["all"]:
         hosts.update(groups.get(group) or [])
-    return sorted(hosts)
+    hostvars = hostvars or {}
+    return sorted(h for h in hosts if c.convert("bool", (hostvars.get(h) or {}).get("anvil_node_exporter", True)) is not False)
 
 
 def monitoring_target_facts(hostvars: Mapping[str, Any], targets: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -397,11 +409,6 @@ def monitoring_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
         ca = v.get(name) or ""
         if isinstance(ca, str) and ca and host.get("exists") is not None and not host["exists"].get(ca):
             errors.append(f"{name}: {ca} does not exist on the host")
-
-    if not errors and isinstance(v.get("monitoring_heartbeat_interval"), str) \
-            and _duration_seconds(v["monitoring_heartbeat_interval"]) < 60:
-        errors.append("monitoring_heartbeat_interval: must be at least 1m (Alertmanager groups the Watchdog "
-                      "once a minute at most)")
     return errors
 
 
@@ -463,8 +470,13 @@ def monitoring_alertmanager_config(variables: Mapping[str, Any]) -> dict[str, An
             if key in route:
                 child[key] = route[key]
         children.append(child)
+    default_receiver = v.get("monitoring_default_receiver") or receivers[0]["name"]
+    if v.get("monitoring_routes"):
+        # Alertmanager sends to the parent's receiver only when no child matched: an alert a route
+        # took with continue: true would never reach the default receiver without this last route.
+        children.append({"receiver": default_receiver, "matchers": ['alertname=~".+"']})
     config["route"] = {
-        "receiver": v.get("monitoring_default_receiver") or receivers[0]["name"],
+        "receiver": default_receiver,
         "group_by": list(v.get("monitoring_group_by") or ["alertname", "instance"]),
         "group_wait": v.get("monitoring_group_wait", "30s"),
         "group_interval": v.get("monitoring_group_interval", "5m"),
@@ -478,10 +490,6 @@ def monitoring_alertmanager_config(variables: Mapping[str, Any]) -> dict[str, An
         config["inhibit_rules"].append({"source_matchers": ['alertname="InstanceDown"'],
                                         "target_matchers": ['alertname!="InstanceDown"'],
                                         "equal": ["instance"]})
-    # A critical alert silences the warning of the same alert on the same host.
-    config["inhibit_rules"].append({"source_matchers": ['severity="critical"'],
-                                    "target_matchers": ['severity="warning"'],
-                                    "equal": ["alertname", "instance"]})
     own = [{"name": NULL_RECEIVER}]
     if heartbeat:
         own.append({"name": HEARTBEAT_RECEIVER,
@@ -525,7 +533,7 @@ def monitoring_prometheus_config(variables: Mapping[str, Any], hostname: str, sc
     prom = _hostport(listen, v.get("monitoring_prometheus_port", 9090))
     alertmanager = _hostport(listen, v.get("monitoring_alertmanager_port", 9093))
     blackbox = _hostport("127.0.0.1", v.get("monitoring_blackbox_port", 9115))
-    node: dict[str, Any] = {"job_name": "node", "file_sd_configs": [{"files": [f"{FILE_SD_DIR}/anvil-*.json"]}]}
+    node: dict[str, Any] = {"job_name": "node", "file_sd_configs": [{"files": [f"{FILE_SD_DIR}/anvil-fleet.json"]}]}
     if scrape_auth:
         node["basic_auth"] = {"username": scrape_auth["username"],
                               "password_file": f"{SECRETS_DIR}/node_exporter_password"}
@@ -537,11 +545,15 @@ def monitoring_prometheus_config(variables: Mapping[str, Any], hostname: str, sc
         node,
     ]
     if blackbox_targets:
+        timeout = v.get("monitoring_blackbox_timeout", "10s")
+        interval = v.get("monitoring_scrape_interval", "30s")
         jobs.append({
             "job_name": "blackbox",
+            # a probe may take its whole timeout: Prometheus refuses a timeout longer than the interval
+            "scrape_interval": timeout if _duration_seconds(timeout) > _duration_seconds(interval) else interval,
             "metrics_path": "/probe",
             "params": {"module": ["anvil_https"]},
-            "scrape_timeout": v.get("monitoring_blackbox_timeout", "10s"),
+            "scrape_timeout": timeout,
             "static_configs": [{"targets": list(blackbox_targets)}],
             "relabel_configs": [
                 {"source_labels": ["__address__"], "target_label": "__param_target"},

@@ -146,8 +146,29 @@ def test_an_unknown_group_and_a_missing_ca_are_refused():
     assert any(e.startswith("monitoring_blackbox_ca_file") for e in out)
 
 
-def test_a_heartbeat_faster_than_alertmanager_groups_is_refused():
-    assert any(e.startswith("monitoring_heartbeat_interval") for e in errors(monitoring_heartbeat_interval="30s"))
+def test_a_heartbeat_faster_than_alertmanager_groups_is_refused_with_the_other_errors():
+    out = errors(monitoring_heartbeat_interval="30s", monitoring_retention_time="soon")
+    assert any(e.startswith("monitoring_heartbeat_interval") for e in out), out
+    assert any(e.startswith("monitoring_retention_time") for e in out), out
+
+
+def test_zero_intervals_alertmanager_refuses_are_refused():
+    assert any(e.startswith("monitoring_repeat_interval") for e in errors(monitoring_repeat_interval="0s"))
+    assert any(e.startswith("monitoring_group_interval") for e in errors(monitoring_group_interval="0m"))
+    assert errors(monitoring_group_wait="0s") == []
+    route = {"receiver": "ops", "matchers": ['severity="critical"'], "repeat_interval": "0s"}
+    assert any(e.startswith("monitoring_routes[0].repeat_interval") for e in errors(monitoring_routes=[route]))
+
+
+def test_email_needs_its_address_and_smtp_its_sender():
+    smtp = {"smarthost": "smtp.example.com:587"}
+    out = errors(monitoring_receivers=[{"name": "mail", "type": "email"}], monitoring_smtp=smtp)
+    assert any(e.startswith("monitoring_receivers[0].to") for e in out), out
+    assert any(e.startswith("monitoring_smtp.from") for e in out), out
+
+
+def test_group_by_every_label_and_binary_sizes_pass():
+    assert errors(monitoring_group_by=["..."], monitoring_retention_size="10GiB") == []
 
 
 def test_the_alertmanager_config_routes_the_watchdog_first_and_inhibits_a_down_hosts_alerts():
@@ -158,6 +179,8 @@ def test_the_alertmanager_config_routes_the_watchdog_first_and_inhibits_a_down_h
     assert route["receiver"] == "ops" and route["group_by"] == ["alertname", "instance"]
     assert route["routes"][0]["matchers"] == ['alertname="Watchdog"'] and route["routes"][0]["receiver"] == "anvil-heartbeat"
     assert route["routes"][1] == {"receiver": "ops", "matchers": ['severity="critical"']}
+    # last, a route to the default receiver: an alert a route took with continue: true reaches it too
+    assert route["routes"][-1] == {"receiver": "ops", "matchers": ['alertname=~".+"']}
     assert {"source_matchers": ['alertname="InstanceDown"'], "target_matchers": ['alertname!="InstanceDown"'],
             "equal": ["instance"]} in config["inhibit_rules"]
     names = [r["name"] for r in config["receivers"]]
@@ -165,9 +188,8 @@ def test_the_alertmanager_config_routes_the_watchdog_first_and_inhibits_a_down_h
     assert config["receivers"][2]["webhook_configs"] == [{"url": "https://hc.example/ping/x", "send_resolved": False}]
     # without a heartbeat URL the Watchdog goes to a receiver that sends nothing, never to a person
     quiet = m.monitoring_alertmanager_config(GOOD)
-    assert quiet["route"]["routes"][0]["receiver"] == "anvil-null"
-    assert not m.monitoring_alertmanager_config({**GOOD, "monitoring_inhibit_when_down": "false"})["inhibit_rules"][0][
-        "source_matchers"] == ['alertname="InstanceDown"']
+    assert quiet["route"]["routes"] == [quiet["route"]["routes"][0]] and quiet["route"]["routes"][0]["receiver"] == "anvil-null"
+    assert m.monitoring_alertmanager_config({**GOOD, "monitoring_inhibit_when_down": "false"})["inhibit_rules"] == []
 
 
 def test_each_receiver_type_becomes_alertmanagers_config():
@@ -190,6 +212,7 @@ def test_the_prometheus_config_keeps_the_password_out_and_probes_through_loopbac
                                             ["https://shop.example.com/"])
     assert "scrape-secret" not in yaml.safe_dump(config)
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["node"]["file_sd_configs"] == [{"files": ["/etc/prometheus/file_sd/anvil-fleet.json"]}]
     assert jobs["node"]["basic_auth"] == {"username": "prometheus",
                                           "password_file": "/etc/prometheus/anvil-secrets/node_exporter_password"}
     assert jobs["prometheus"]["static_configs"][0]["targets"] == ["10.0.1.5:9090"]
@@ -205,6 +228,23 @@ def test_the_probed_urls_come_from_the_inventorys_sites_and_apps_once_each():
                 "web-2": {"caddy_sites": [{"domains": ["http://plain.example.com"]}]}}
     assert m.monitoring_blackbox_targets(hostvars, ["web-1", "web-2"], ["https://status.example.org/"]) == [
         "https://shop.example.com/", "https://api.example.com/", "https://status.example.org/"]
+
+
+def test_hosts_without_node_exporter_are_not_scraped():
+    groups = {"all": ["a", "b", "c"], "web": ["a"]}
+    hostvars = {"a": {}, "b": {"anvil_node_exporter": "false"}, "c": {"anvil_node_exporter": True}}
+    assert m.monitoring_targets(GOOD, groups, hostvars) == ["a", "c"]
+    assert m.monitoring_targets({**GOOD, "monitoring_targets_groups": ["web"]}, groups, hostvars) == ["a"]
+
+
+def test_the_blackbox_job_is_scraped_no_faster_than_its_timeout():
+    fast = {**GOOD, "monitoring_scrape_interval": "5s", "monitoring_blackbox_timeout": "10s"}
+    job = [j for j in m.monitoring_prometheus_config(fast, "mon-1", {}, ["https://a.example/"])["scrape_configs"]
+           if j["job_name"] == "blackbox"][0]
+    assert (job["scrape_interval"], job["scrape_timeout"]) == ("10s", "10s")
+    job = [j for j in m.monitoring_prometheus_config(GOOD, "mon-1", {}, ["https://a.example/"])["scrape_configs"]
+           if j["job_name"] == "blackbox"][0]
+    assert (job["scrape_interval"], job["scrape_timeout"]) == ("30s", "10s")
 
 
 def test_the_scrape_credentials_come_from_the_fleet_when_not_given():

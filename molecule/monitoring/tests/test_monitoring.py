@@ -2,8 +2,8 @@
 operator would: every target up over the private network with basic auth; nothing listening in
 public; the secrets only in files Prometheus's group reads; a failed backup on the target reaching
 the webhook receiver through Alertmanager, grouped, with the host and the reason, and its end; the
-Watchdog at the heartbeat URL; the stopped target's InstanceDown arriving and silencing its other
-alerts. The receiver (prepare.yml) runs on monitoring-debian12 and records every call."""
+Watchdog at the heartbeat URL; a route with continue; the stopped target's InstanceDown arriving
+and silencing its other alerts. The receiver (prepare.yml) runs on monitoring-debian12 and records every call."""
 # (the order matters: the last host-independent test stops the target)
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ ADDRESS = {"monitoring-debian12": "172.30.81.12", "monitoring-debian13": "172.30
 TARGETS = {"monitoring-debian12", "monitoring-debian13", "monitoring-target"}
 RECEIVED = "/var/lib/anvil-receiver"
 SECRETS = ("scrape-secret-5678", "ops-token-4242", "hb-token-9393")
+# The receiver's calls before the first alert test: what earlier runs on these hosts left is not counted.
+FIRST_CALL = {}
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +167,12 @@ def test_a_failed_backup_reaches_the_receiver_grouped_with_host_and_reason_and_t
     both Prometheus servers, one message per server at the ops receiver grouped by alertname and
     instance, with the host and the reason; the success metric then resolves it."""
     write = "anvil-metric backup-shop anvil_backup_last_run_success {} backup=shop"
+    FIRST_CALL["alerts"] = before = len(received(receiver, "alerts"))
+    FIRST_CALL["heartbeat"] = len(received(receiver, "heartbeat"))
     assert target.run(write.format(0)).rc == 0
     for server in ("monitoring-debian12", "monitoring-debian13"):
         firing = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "firing",
-                                                     external=ADDRESS[s]), timeout=240)
+                                                     external=ADDRESS[s], since=before), timeout=240)
         assert firing, f"{server}: no BackupFailed at the receiver: {received(receiver, 'alerts')[-3:]}"
         alert = firing[0]
         assert alert["labels"]["backup"] == "shop" and alert["labels"]["severity"] == "critical"
@@ -177,15 +181,15 @@ def test_a_failed_backup_reaches_the_receiver_grouped_with_host_and_reason_and_t
     assert target.run(write.format(1)).rc == 0
     for server in ("monitoring-debian12", "monitoring-debian13"):
         resolved = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "resolved",
-                                                       external=ADDRESS[s]), timeout=180)
+                                                       external=ADDRESS[s], since=before), timeout=180)
         assert resolved, f"{server}: BackupFailed did not resolve at the receiver"
-    # the oncall route matches nothing that fired: it received nothing
-    assert not [call for call in received(receiver, "alerts") if call[0] == "/alerts/oncall"]
+    # the oncall route takes the db team's critical alerts only: BackupFailed (no team) never went there
+    assert not [call for call in received(receiver, "alerts")[before:] if call[0] == "/alerts/oncall"]
 
 
 def test_the_watchdog_reaches_the_heartbeat_url(receiver):
     def beats():
-        return {body.get("externalURL") for path, body in received(receiver, "heartbeat")
+        return {body.get("externalURL") for path, body in received(receiver, "heartbeat")[FIRST_CALL.get("heartbeat", 0):]
                 if path == "/heartbeat/hb-token-9393"
                 and any(a["labels"].get("alertname") == "Watchdog" for a in body.get("alerts", []))}
 
@@ -194,6 +198,25 @@ def test_the_watchdog_reaches_the_heartbeat_url(receiver):
     # never at a person's receiver
     assert not any(a["labels"].get("alertname") == "Watchdog"
                    for call in received(receiver, "alerts") for a in call[1].get("alerts", []))
+
+
+def test_a_route_takes_its_alerts_and_continue_passes_them_on(receiver):
+    """An alert of the db team (critical) goes to oncall through its route and, continue: true, on to
+    ops; the same alert of another team only to ops. Posted to Alertmanager as Prometheus posts."""
+    server = RUNNER.get_host("monitoring-debian12")
+    before = len(received(receiver, "alerts"))
+    alerts = [{"labels": {"alertname": "DiskFull", "instance": "monitoring-debian13", "severity": "critical",
+                          "team": team}, "annotations": {"summary": f"route check {team}"}} for team in ("db", "web")]
+    assert http_post(server, "http://172.30.81.12:9093/api/v2/alerts", alerts) == 200
+
+    def teams(path):
+        return {a["labels"]["team"] for call_path, body in received(receiver, "alerts")[before:] if call_path == path
+                for a in body.get("alerts", []) if a["labels"].get("alertname") == "DiskFull"}
+
+    got = wait_for(lambda: (teams("/alerts/oncall"), teams("/alerts/ops-token-4242"))
+                   if teams("/alerts/ops-token-4242") == {"db", "web"} else None, timeout=60)
+    assert got, (teams("/alerts/oncall"), teams("/alerts/ops-token-4242"))
+    assert got[0] == {"db"}, got
 
 
 def test_a_stopped_target_fires_instance_down_which_silences_its_other_alerts(target, receiver):
