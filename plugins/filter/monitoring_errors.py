@@ -394,17 +394,12 @@ def monitoring_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
         for group in v["monitoring_targets_groups"]:
             if group not in known_groups:
                 errors.append(f"monitoring_targets_groups: {group!r} is not an inventory group")
-    auth = bool(v.get("monitoring_node_exporter_basic_auth")) or any(
-        t.get("basic_auth") for t in (host.get("targets") or {}).values())
     for name, target in sorted((host.get("targets") or {}).items()):
         address = str(target.get("address", ""))
         if address and c.is_public(address) and not target.get("tls"):
             errors.append(f"monitoring_targets_groups: {name} would be scraped at the public address {address} "
                           "without TLS: credentials and metrics would cross the internet in clear text; give it "
                           "hcloud_private_ipv4 (a private network) or node_exporter TLS")
-        if target.get("basic_auth") and not auth:
-            errors.append(f"monitoring_node_exporter_basic_auth: {name} asks for basic auth and no credentials "
-                          "are known")
     for name in ("monitoring_node_exporter_tls_ca_file", "monitoring_blackbox_ca_file"):
         ca = v.get(name) or ""
         if isinstance(ca, str) and ca and host.get("exists") is not None and not host["exists"].get(ca):
