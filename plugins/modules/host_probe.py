@@ -67,6 +67,54 @@ options:
     type: list
     elements: str
     default: []
+  grep:
+    description:
+      - Shell globs, each with a regular expression (Python's, searched on each line); for each glob the
+        regular files it matches that have such a line are returned in RV(grep). For a directory of
+        drop-ins whose content decides whether a task has work (base's sshd drop-ins).
+      - Not for secrets (the paths are returned, never the lines).
+    type: dict
+    default: {}
+  public_keys:
+    description:
+      - Private key files (OpenSSH private keys, age identities) whose public key to derive on the host
+        (C(ssh-keygen -y), C(age-keygen -y)), returned in RV(public_keys). Deriving it proves the key is
+        whole; the private key itself is never returned.
+    type: list
+    elements: str
+    default: []
+  caddy_version:
+    description: Read the installed Caddy's own version (C(caddy version)), returned in RV(caddy_version).
+    type: bool
+    default: false
+  ufw:
+    description:
+      - Read UFW's state (C(ufw status verbose)) and the rules added to it (C(ufw show added)), returned
+        in RV(ufw), when UFW is installed.
+    type: bool
+    default: false
+  docker_containers:
+    description:
+      - Read every container of the local Docker engine (running or not), as the engine's API lists them
+        (C(GET /containers/json?all=1) on O(docker_socket)) with their names, labels, state, ports and
+        image, never their environment; returned in RV(docker).
+    type: bool
+    default: false
+  docker_images:
+    description:
+      - Image references (C(repo), C(repo:tag), wildcards as Docker takes them) whose local images to list
+        as the engine's API does (C(GET /images/json)), returned in RV(docker).
+    type: list
+    elements: str
+    default: []
+  docker_timeout:
+    description: Seconds the engine has to answer each request (a hung engine fails the probe, it does not hang it).
+    type: int
+    default: 30
+  docker_socket:
+    description: The engine's API socket.
+    type: path
+    default: /var/run/docker.sock
   services:
     description: systemd units whose enabled and active state to read, returned in RV(services).
     type: list
@@ -192,6 +240,39 @@ contents:
   returned: always
   type: dict
   sample: {"/etc/default/ufw": "IPV6=yes\nDEFAULT_INPUT_POLICY=\"DROP\"\n"}
+grep:
+  description: For every glob of O(grep), the files it matches with a line its expression finds, sorted.
+  returned: always
+  type: dict
+  sample: {"/etc/ssh/sshd_config.d/*.conf": ["/etc/ssh/sshd_config.d/50-cloud-init.conf"]}
+public_keys:
+  description:
+    - For every path of O(public_keys), its public key (C(ssh-ed25519 AAAA... comment), C(age1...)) and its
+      kind (C(ssh), C(age)); null when the file is missing, holds no key these tools read (damaged,
+      encrypted) or the tool is not installed. With the key file's C(mode), C(owner) and C(group).
+  returned: always
+  type: dict
+  sample: {"/etc/anvil/offsite_key": {"kind": "ssh", "public_key": "ssh-ed25519 AAAAC3Nza... anvil@web-1",
+                                       "mode": "0600", "owner": "root", "group": "root"}}
+caddy_version:
+  description: With O(caddy_version), what C(caddy version) prints; empty when Caddy is not installed.
+  returned: always
+  type: str
+  sample: "v2.6.2 h1:wKoFIxpmOJLGl3QXoo6PNbYvGW4xLEgo32GPBEjWL8o="
+ufw:
+  description:
+    - With O(ufw), the output of C(ufw status verbose) (C(status)) and of C(ufw show added) (C(added));
+      empty when UFW is not installed (or O(ufw) is false).
+  returned: always
+  type: dict
+  sample: {"status": "Status: active\nLogging: on (low)\n...", "added": "Added user rules (see 'ufw status' for running firewall):\nufw allow 22/tcp"}
+docker:
+  description:
+    - With O(docker_containers) or O(docker_images), C(containers) and C(images) as the engine's API lists
+      them; empty when Docker's socket is not there.
+  returned: always
+  type: dict
+  sample: {"containers": [{"Names": ["/shop-web-blue"], "State": "running", "Labels": {"anvil.app": "shop"}}], "images": []}
 services:
   description: For every unit of O(services), C(enabled) (the unit file state is enabled) and C(active).
   returned: always
@@ -246,10 +327,14 @@ listening:
 import glob
 import grp
 import hashlib
+import http.client
+import json
 import os
 import pwd
+import re
 import socket
 import stat
+import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -574,6 +659,123 @@ def file_text(path: str, limit: int = CONTENT_LIMIT) -> str | None:
         return None
 
 
+def grep_files(module: AnsibleModule, patterns: dict) -> dict:
+    """For every glob of ``patterns``, its regular files with a line its expression finds (see O(grep))."""
+    found = {}
+    for pattern, expression in patterns.items():
+        try:
+            regex = re.compile(str(expression))
+        except re.error as exc:
+            module.fail_json(msg=f"anvil.hetzner.host_probe: grep: {expression!r} for {pattern} is not a regular expression: {exc}")
+        matches = []
+        for path in sorted(glob.glob(pattern)):
+            try:
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    continue
+                with open(path, "rb") as handle:
+                    if any(regex.search(line.decode("utf-8", errors="replace")) for line in handle):
+                        matches.append(path)
+            except OSError:
+                continue
+        found[pattern] = matches
+    return found
+
+
+def public_key(module: AnsibleModule, path: str) -> dict | None:
+    """The public key of a private key file (see O(public_keys)), or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    if b"AGE-SECRET-KEY-" in head:
+        kind, tool, argv = "age", "age-keygen", ["-y", path]
+    elif head.startswith(b"-----BEGIN"):
+        # -P '': an encrypted key fails instead of asking for its passphrase
+        kind, tool, argv = "ssh", "ssh-keygen", ["-y", "-P", "", "-f", path]
+    else:
+        return None
+    binary = module.get_bin_path(tool)
+    if not binary:
+        return None
+    rc, out, _err = module.run_command([binary] + argv)
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    if rc != 0 or len(lines) != 1:
+        return None
+    # the key file's own mode and owner (describe() would add its SHA-1: not for a secret)
+    found = describe(path)
+    return {"kind": kind, "public_key": lines[0], "mode": found["mode"], "owner": found["owner"], "group": found["group"]}
+
+
+def caddy_version(module: AnsibleModule) -> str:
+    """What ``caddy version`` prints (see O(caddy_version)); "" without Caddy."""
+    binary = module.get_bin_path("caddy")
+    if not binary:
+        return ""
+    rc, out, err = module.run_command([binary, "version"])
+    if rc != 0:
+        module.fail_json(msg=f"anvil.hetzner.host_probe: caddy version failed (rc {rc}): {err.strip()}")
+    return out.strip()
+
+
+def ufw_state(module: AnsibleModule) -> dict:
+    """``ufw status verbose`` and ``ufw show added`` (see O(ufw)); {} without UFW."""
+    binary = module.get_bin_path("ufw", opt_dirs=["/usr/sbin", "/sbin"])
+    if not binary:
+        return {}
+    rc, status, err = module.run_command([binary, "status", "verbose"])
+    if rc != 0:
+        module.fail_json(msg=f"anvil.hetzner.host_probe: ufw status verbose failed (rc {rc}): {err.strip()}")
+    rc, added, err = module.run_command([binary, "show", "added"])
+    if rc != 0:
+        module.fail_json(msg=f"anvil.hetzner.host_probe: ufw show added failed (rc {rc}): {err.strip()}")
+    return {"status": status, "added": added}
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (the Docker engine's API), every read bounded by ``timeout``."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+def docker_get(module: AnsibleModule, path: str, timeout: float, socket_path: str):
+    """One GET of the engine's API, its JSON; a failure fails the module naming the request."""
+    connection = UnixHTTPConnection(socket_path, timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        module.fail_json(msg=f"anvil.hetzner.host_probe: the Docker engine did not answer GET {path} "
+                             f"on {socket_path} within {timeout:g} s: {exc}")
+    finally:
+        connection.close()
+    if response.status != 200:
+        module.fail_json(msg=f"anvil.hetzner.host_probe: the Docker engine answered GET {path} with "
+                             f"{response.status}: {body[:300].decode('utf-8', errors='replace')}")
+    return json.loads(body)
+
+
+def docker_state(module: AnsibleModule, containers: bool, images: list, timeout: float, socket_path: str) -> dict:
+    """The engine's containers and the images of ``images`` (see O(docker_containers)); {} without Docker."""
+    if not (containers or images) or not os.path.exists(socket_path):
+        return {}
+    found = {"containers": docker_get(module, "/containers/json?all=1", timeout, socket_path) if containers else [],
+             "images": []}
+    if images:
+        query = urllib.parse.quote(json.dumps({"reference": list(images)}))
+        found["images"] = docker_get(module, f"/images/json?filters={query}", timeout, socket_path)
+    return found
+
+
 def setuid_files(dirs: list[str], depth: int = 3) -> list[str]:
     """Regular files with the setuid or setgid bit under ``dirs`` (``depth`` levels down, one file
     system each, links not followed), by real path: /bin and /usr/bin of a merged-/usr system count
@@ -654,6 +856,14 @@ def main() -> None:
             "files": {"type": "list", "elements": "str", "default": []},
             "contents": {"type": "list", "elements": "str", "default": []},
             "setuid_dirs": {"type": "list", "elements": "str", "default": []},
+            "grep": {"type": "dict", "default": {}},
+            "public_keys": {"type": "list", "elements": "str", "default": []},
+            "ufw": {"type": "bool", "default": False},
+            "caddy_version": {"type": "bool", "default": False},
+            "docker_containers": {"type": "bool", "default": False},
+            "docker_images": {"type": "list", "elements": "str", "default": []},
+            "docker_timeout": {"type": "int", "default": 30},
+            "docker_socket": {"type": "path", "default": "/var/run/docker.sock"},
             "services": {"type": "list", "elements": "str", "default": []},
             "login_defs": {"type": "bool", "default": False},
             "groups": {"type": "list", "elements": "str", "default": []},
@@ -680,6 +890,12 @@ def main() -> None:
         files={path: describe(path) for path in params["files"]},
         contents={path: file_text(path) for path in params["contents"]},
         setuid_files=setuid_files(params["setuid_dirs"]),
+        grep=grep_files(module, params["grep"]),
+        public_keys={path: public_key(module, path) for path in params["public_keys"]},
+        ufw=ufw_state(module) if params["ufw"] else {},
+        caddy_version=caddy_version(module) if params["caddy_version"] else "",
+        docker=docker_state(module, params["docker_containers"], params["docker_images"], params["docker_timeout"],
+                            params["docker_socket"]),
         services=services(module, params["services"]),
         login_defs=login_defs() if params["login_defs"] else {},
         missing_groups=missing(params["groups"], grp.getgrnam),

@@ -1,6 +1,7 @@
-"""app_deploy's deploy lock (roles/app_deploy/files/app-deploy-lock), run as the role runs it: a
-background hold, a wait for its outcome, a release; a second hold waits and then names the holder;
-a holder killed or past its lease frees the lock."""
+"""app_deploy's deploy lock (roles/app_deploy/files/app-deploy-lock): `take` as the role runs it (a
+detached hold and its outcome in one call), and its parts (a background hold, a wait for its outcome,
+a release); a second hold waits and then names the holder; a holder killed or past its lease frees
+the lock."""
 
 from __future__ import annotations
 
@@ -84,3 +85,55 @@ def test_the_lease_bounds_a_run_whose_controller_is_gone(tmp_path):
 
 def test_release_of_an_unknown_token_is_a_no_op(tmp_path):
     assert release(tmp_path, "nobody") == 0
+
+
+def take(directory, token, wait=5, lease=60, version="v1"):
+    info = json.dumps({"by": "ci@controller", "user": "ci", "controller": "controller", "controller_pid": "42",
+                       "version": version})
+    # stdout and stderr are pipes, as the command module's: take returns only when the detached hold
+    # holds none of them open
+    out = subprocess.run([sys.executable, LOCK, "take", str(directory), token, str(wait), str(lease), info],
+                         capture_output=True, text=True, timeout=wait + 40, check=False)
+    return out.returncode, json.loads(out.stdout)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_take_holds_after_it_returned_and_a_second_take_names_the_holder(tmp_path):
+    rc, state = take(tmp_path, "a")
+    assert rc == 0 and state["state"] == "held"
+    holder = state["holder"]["pid"]
+    assert pid_alive(holder)  # the hold outlives the call that started it
+    assert subprocess.run(["flock", "--nonblock", str(tmp_path / "lock"), "true"], check=False).returncode == 1
+    started = time.monotonic()
+    rc, busy = take(tmp_path, "b", wait=1, version="v2")
+    assert rc == 1 and busy["state"] == "busy" and busy["holder"]["pid"] == holder and busy["holder"]["version"] == "v1"
+    assert time.monotonic() - started < 5
+    # letting go of a take that never held is immediate; of the holder, within a fraction of a second
+    started = time.monotonic()
+    assert release(tmp_path, "b") == 0 and release(tmp_path, "a") == 0
+    assert time.monotonic() - started < 2
+    deadline = time.monotonic() + 5
+    while pid_alive(holder) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(holder)
+    assert sorted(os.listdir(tmp_path)) == ["lock"]
+    assert subprocess.run(["flock", "--nonblock", str(tmp_path / "lock"), "true"], check=False).returncode == 0
+
+
+def test_take_waits_for_a_holder_that_lets_go(tmp_path):
+    assert take(tmp_path, "a")[0] == 0
+    later = subprocess.Popen([sys.executable, "-c", "import time, subprocess, sys; time.sleep(1.5); "
+                              f"subprocess.run([sys.executable, {LOCK!r}, 'release', {str(tmp_path)!r}, 'a'])"])
+    started = time.monotonic()
+    rc, state = take(tmp_path, "b", wait=20, version="v2")
+    assert rc == 0 and state["holder"]["version"] == "v2"
+    assert 1.0 < time.monotonic() - started < 10
+    assert later.wait(10) == 0
+    assert release(tmp_path, "b") == 0

@@ -14,16 +14,29 @@ from ansible_collections.anvil.hetzner.plugins.modules.host_probe import weak_mo
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(args: dict) -> dict:
+def invoke(args: dict, path_prefix: str | None = None) -> str:
+    """The module run through ``ansible`` on this machine: its one-line output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["PATH"] = f"{path_prefix + ':' if path_prefix else ''}{Path(sys.executable).parent}:{env.get('PATH', '')}"
     out = subprocess.run(
         ["ansible", "localhost", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
          "-m", "anvil.hetzner.host_probe", "-a", json.dumps(args), "-o"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert " | SUCCESS => " in out.stdout, out.stdout + out.stderr
-    return json.loads(out.stdout.split(" | SUCCESS => ", 1)[1])
+    return out.stdout + out.stderr
+
+
+def run(args: dict) -> dict:
+    out = invoke(args)
+    assert " | SUCCESS => " in out, out
+    return json.loads(out.split(" | SUCCESS => ", 1)[1].splitlines()[0])
+
+
+def fail(args: dict, path_prefix: str | None = None) -> str:
+    """The module's failure message for ``args`` (it must fail)."""
+    out = invoke(args, path_prefix)
+    assert " | FAILED! => " in out, out
+    return json.loads(out.split(" | FAILED! => ", 1)[1].splitlines()[0])["msg"]
 
 
 def test_paths_users_and_packages(tmp_path):
@@ -216,3 +229,158 @@ def test_a_link_is_described_with_its_target(tmp_path):
     assert entry["link"] == str(zone) and entry["exists"] and not entry["isdir"]
     assert describe(str(zone))["link"] == ""
     assert describe(str(tmp_path / "missing"))["link"] == ""
+
+
+def test_grep_finds_the_files_with_a_matching_line(tmp_path):
+    dropins = tmp_path / "sshd_config.d"
+    dropins.mkdir()
+    (dropins / "50-cloud-init.conf").write_text("PasswordAuthentication yes\n")
+    (dropins / "60-commented.conf").write_text("# PasswordAuthentication yes\nPasswordAuthentication no\n")
+    (dropins / "70-root.conf").write_text("  permitrootlogin PROHIBIT-PASSWORD\n")
+    (dropins / "80-dir.conf").mkdir()  # a directory the glob matches: not a file to read
+    (dropins / "90-other.txt").write_text("PasswordAuthentication yes\n")
+    regex = (r"(?i)^\s*(PasswordAuthentication|PermitRootLogin)\s+(yes|without-password|prohibit-password)\b")
+    glob_ = str(dropins / "*.conf")
+    result = run({"grep": {glob_: regex, str(tmp_path / "none" / "*.conf"): regex}})
+    assert result["grep"] == {glob_: [str(dropins / "50-cloud-init.conf"), str(dropins / "70-root.conf")],
+                              str(tmp_path / "none" / "*.conf"): []}
+    assert "yes" not in json.dumps(result["grep"])  # paths only, never the lines
+
+
+def test_grep_refuses_an_expression_that_is_not_one(tmp_path):
+    assert "is not a regular expression" in fail({"grep": {str(tmp_path / "*"): "(unclosed"}})
+
+
+@pytest.mark.skipif(subprocess.run(["which", "ssh-keygen"], capture_output=True, check=False).returncode != 0,
+                    reason="needs ssh-keygen")
+def test_public_keys_are_derived_and_a_damaged_key_is_null(tmp_path):
+    key = tmp_path / "offsite_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-C", "anvil@web-1", "-N", "", "-f", str(key)], check=True)
+    encrypted = tmp_path / "encrypted_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(encrypted)], check=True)
+    damaged = tmp_path / "damaged_key"
+    damaged.write_text(key.read_text()[:120])
+    damaged.chmod(0o600)
+    paths = [str(key), str(encrypted), str(damaged), str(tmp_path / "missing_key")]
+    result = run({"public_keys": paths})
+    found = result["public_keys"]
+    assert found[str(key)]["kind"] == "ssh" and found[str(key)]["mode"] == "0600"
+    assert found[str(key)]["public_key"].split() == (tmp_path / "offsite_key.pub").read_text().split()
+    assert found[str(encrypted)] is None and found[str(damaged)] is None and found[str(tmp_path / "missing_key")] is None
+    # the private key is never in the answer, nor its SHA-1
+    secret = "".join(key.read_text().splitlines()[1:-1])
+    text = json.dumps(result)
+    assert secret[:40] not in text and "sha1" not in json.dumps(found)
+
+
+@pytest.mark.skipif(subprocess.run(["which", "age-keygen"], capture_output=True, check=False).returncode != 0,
+                    reason="needs age-keygen")
+def test_an_age_identity_gives_its_recipient(tmp_path):
+    identity = tmp_path / "drill.key"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True).stdout.strip()
+    result = run({"public_keys": [str(identity)]})
+    assert result["public_keys"][str(identity)]["kind"] == "age"
+    assert result["public_keys"][str(identity)]["public_key"] == recipient
+    assert "AGE-SECRET-KEY" not in json.dumps(result)
+
+
+def test_ufw_state_is_read_when_ufw_is_installed(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    ufw = fake / "ufw"
+    ufw.write_text("#!/bin/sh\n[ \"$1 $2\" = 'status verbose' ] && { echo 'Status: active'; exit 0; }\n"
+                   "[ \"$1 $2\" = 'show added' ] && { echo 'ufw allow 22/tcp'; exit 0; }\nexit 9\n")
+    ufw.chmod(0o755)
+    os.environ["PATH"], old = f"{fake}:{os.environ['PATH']}", os.environ["PATH"]
+    try:
+        result = run({"ufw": True})
+        assert result["ufw"] == {"status": "Status: active\n", "added": "ufw allow 22/tcp\n"}
+        assert run({"ufw": False})["ufw"] == {}
+        ufw.write_text("#!/bin/sh\necho 'ERROR: You need to be root to run this script' >&2\nexit 1\n")
+        assert "ufw status verbose failed (rc 1): ERROR: You need to be root" in fail({"ufw": True}, str(fake))
+    finally:
+        os.environ["PATH"] = old
+
+
+class FakeEngine:
+    """A Docker engine's API on a unix socket: answers from ``routes`` (path -> (status, body)), or
+    accepts and never answers (``hang``)."""
+
+    def __init__(self, path, routes=None, hang=False):
+        import socket
+        import threading
+        self.routes, self.hang, self.requests = routes or {}, hang, []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(8)
+        self.held = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn = self.server.accept()[0]
+            except OSError:
+                return
+            if self.hang:
+                self.held.append(conn)
+                continue
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            path = data.split(b" ", 2)[1].decode() if data else ""
+            self.requests.append(path)
+            status, body = self.routes.get(path.split("?", 1)[0], (404, {"message": "page not found"}))
+            payload = json.dumps(body).encode()
+            conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                         f"Connection: close\r\n\r\n".encode() + payload)
+            conn.close()
+
+    def close(self):
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_docker_containers_and_images_from_the_engine_api(tmp_path):
+    sock = tmp_path / "docker.sock"
+    containers = [{"Names": ["/shop-web-blue"], "State": "running", "Labels": {"anvil.app": "shop"},
+                   "Ports": [{"PrivatePort": 8000, "PublicPort": 18000, "Type": "tcp"}]}]
+    images = [{"RepoTags": ["anvil-keep/shop:web-r3"], "Id": "sha256:abc"}]
+    engine = FakeEngine(sock, {"/containers/json": (200, containers), "/images/json": (200, images)})
+    try:
+        result = run({"docker_containers": True, "docker_images": ["anvil-keep/shop"], "docker_socket": str(sock)})
+        assert result["docker"] == {"containers": containers, "images": images}
+        assert engine.requests[0] == "/containers/json?all=1"
+        assert json.loads(__import__("urllib.parse").parse.unquote(engine.requests[1].split("filters=", 1)[1])) == \
+            {"reference": ["anvil-keep/shop"]}
+        # not asked, or no engine: nothing read
+        assert run({"docker_socket": str(sock)})["docker"] == {}
+        assert run({"docker_containers": True, "docker_socket": str(tmp_path / "none.sock")})["docker"] == {}
+    finally:
+        engine.close()
+
+
+def test_a_docker_engine_that_errs_or_hangs_fails_the_probe_in_bounded_time(tmp_path):
+    import time
+    sock = tmp_path / "docker.sock"
+    engine = FakeEngine(sock, {"/containers/json": (500, {"message": "daemon is shutting down"})})
+    try:
+        msg = fail({"docker_containers": True, "docker_socket": str(sock)})
+        assert "answered GET /containers/json?all=1 with 500" in msg and "shutting down" in msg
+    finally:
+        engine.close()
+    hung = tmp_path / "hung.sock"
+    engine = FakeEngine(hung, hang=True)
+    try:
+        started = time.monotonic()
+        msg = fail({"docker_containers": True, "docker_socket": str(hung), "docker_timeout": 2})
+        assert time.monotonic() - started < 30
+        assert "did not answer GET /containers/json?all=1" in msg and "within 2 s" in msg
+    finally:
+        engine.close()
