@@ -344,8 +344,8 @@ def monitoring_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
     """Every problem with the monitoring role's input, in the host's light: host has
     distribution/major/version, addresses (every address of the host), listening (host_probe's
     listening sockets), groups (the inventory's groups), targets (name -> the target's scrape
-    address and whether it has basic auth and TLS: see the role's assert.yml) and exists (path ->
-    bool) for the CA file."""
+    address and whether it has basic auth and TLS: see the role's assert.yml), exists (path ->
+    bool) and certificates (host_probe's: path -> ok, error) for the CA files."""
     v = c.typed(variables, "monitoring")
     host = host or {}
     errors: list[str] = c.os_errors(host, "monitoring") if host.get("distribution") else []
@@ -404,6 +404,10 @@ def monitoring_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
         ca = v.get(name) or ""
         if isinstance(ca, str) and ca and host.get("exists") is not None and not host["exists"].get(ca):
             errors.append(f"{name}: {ca} does not exist on the host")
+        elif isinstance(ca, str) and ca and not ((host.get("certificates") or {}).get(ca) or {"ok": True}).get("ok"):
+            errors.append(f"{name}: {ca} holds no CA certificate the daemons could load "
+                          f"({host['certificates'][ca].get('error') or 'unreadable'}): every scrape or probe "
+                          "that trusts it would fail")
     return errors
 
 
@@ -567,9 +571,31 @@ def monitoring_prometheus_config(variables: Mapping[str, Any], hostname: str, sc
     return config
 
 
-def monitoring_rule_items(sources: Sequence[str], rules_dir: str) -> list[dict[str, str]]:
-    """Loop items for the rule files: each source on the controller, its path in rules_dir, mode 0644."""
-    return [{"src": str(src), "dest": f"{rules_dir}/{str(src).rsplit('/', 1)[-1]}", "mode": "0644"} for src in sources]
+# The collection's TLS rules warn this many days ahead; the monitoring server writes its copy with
+# monitoring_tls_expiry_days instead (one warning per certificate, at the operator's threshold).
+TLS_RULES = "anvil-tls.rules.yml"
+TLS_WARNING = re.compile(r"< 14 \* 86400")
+
+
+def monitoring_rule_items(sources: Sequence[str], rules_dir: str, tls_expiry_days: Any = 14) -> list[dict[str, str]]:
+    """Loop items for the rule files: each source on the controller, its path in rules_dir, mode 0644
+    and its text; the TLS rules' warning at tls_expiry_days days (both of its expressions)."""
+    items = []
+    for src in sources:
+        name = str(src).rsplit("/", 1)[-1]
+        with open(str(src), encoding="utf-8") as handle:
+            text = handle.read()
+        if name == TLS_RULES:
+            days = c.convert("int", tls_expiry_days)
+            if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+                raise AnsibleFilterError("monitoring_rule_items: tls_expiry_days must be a whole number of days, "
+                                         f"not {tls_expiry_days!r}")
+            text, count = TLS_WARNING.subn(f"< {days} * 86400", text)
+            if count != 2:
+                raise AnsibleFilterError(f"monitoring_rule_items: {src} no longer has the two 14-day thresholds "
+                                         f"this filter sets (found {count}): update the filter with the rules")
+        items.append({"src": str(src), "dest": f"{rules_dir}/{name}", "mode": "0644", "content": text})
+    return items
 
 
 class FilterModule:

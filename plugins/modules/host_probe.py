@@ -83,6 +83,13 @@ options:
     type: list
     elements: str
     default: []
+  certificates:
+    description:
+      - PEM files that must hold CA certificates (a C(ca_file) a daemon will trust), each loaded as OpenSSL
+        loads a CA file (Python's C(ssl)); returned in RV(certificates).
+    type: list
+    elements: str
+    default: []
   caddy_version:
     description: Read the installed Caddy's own version (C(caddy version)), returned in RV(caddy_version).
     type: bool
@@ -254,6 +261,13 @@ public_keys:
   type: dict
   sample: {"/etc/anvil/offsite_key": {"kind": "ssh", "public_key": "ssh-ed25519 AAAAC3Nza... anvil@web-1",
                                        "mode": "0600", "owner": "root", "group": "root"}}
+certificates:
+  description:
+    - For every path of O(certificates), C(ok) (it loads as a CA file and holds at least one certificate),
+      C(count) (how many CA certificates) and C(error) (why not).
+  returned: always
+  type: dict
+  sample: {"/usr/local/share/ca.crt": {"ok": true, "count": 1, "error": ""}}
 caddy_version:
   description: With O(caddy_version), what C(caddy version) prints; empty when Caddy is not installed.
   returned: always
@@ -333,6 +347,7 @@ import os
 import pwd
 import re
 import socket
+import ssl
 import stat
 import urllib.parse
 
@@ -707,6 +722,17 @@ def public_key(module: AnsibleModule, path: str) -> dict | None:
     return {"kind": kind, "public_key": lines[0], "mode": found["mode"], "owner": found["owner"], "group": found["group"]}
 
 
+def certificate_file(path: str) -> dict:
+    """Whether a PEM file loads as a CA file with at least one certificate (see O(certificates))."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return {"ok": False, "count": 0, "error": str(exc) or exc.__class__.__name__}
+    count = len(context.get_ca_certs())
+    return {"ok": count > 0, "count": count, "error": "" if count else "no CA certificate in it"}
+
+
 def caddy_version(module: AnsibleModule) -> str:
     """What ``caddy version`` prints (see O(caddy_version)); "" without Caddy."""
     binary = module.get_bin_path("caddy")
@@ -860,6 +886,7 @@ def main() -> None:
             "public_keys": {"type": "list", "elements": "str", "default": []},
             "ufw": {"type": "bool", "default": False},
             "caddy_version": {"type": "bool", "default": False},
+            "certificates": {"type": "list", "elements": "str", "default": []},
             "docker_containers": {"type": "bool", "default": False},
             "docker_images": {"type": "list", "elements": "str", "default": []},
             "docker_timeout": {"type": "int", "default": 30},
@@ -894,6 +921,7 @@ def main() -> None:
         public_keys={path: public_key(module, path) for path in params["public_keys"]},
         ufw=ufw_state(module) if params["ufw"] else {},
         caddy_version=caddy_version(module) if params["caddy_version"] else "",
+        certificates={path: certificate_file(path) for path in params["certificates"]},
         docker=docker_state(module, params["docker_containers"], params["docker_images"], params["docker_timeout"],
                             params["docker_socket"]),
         services=services(module, params["services"]),

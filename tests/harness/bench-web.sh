@@ -5,7 +5,7 @@
 #
 # The host is `make demo`'s web-1 (made by make demo first when there is no demo environment), brought
 # to this revision by one site.yml that is not measured. Side by side, ROUNDS rounds (default 3), alternating on the same host over the
-# same SSH settings (pipelining, ControlPersist from ansible.cfg):
+# same SSH settings (pipelining, ControlPersist from ansible.cfg), without the profile_tasks callback:
 #   - site.yml, no-change run (each round must report changed=0, or the run is not a no-change run);
 #   - the floor: a play with fact gathering and a ping.
 # Prints each round, the medians, the ratio site/floor (issue 22's target: <= 10) and the seconds
@@ -45,7 +45,7 @@ lc_sandbox_up
 timed() {
   local t0 t1
   t0=$(date +%s.%N)
-  lc_play "$1" "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" "$2" >/dev/null 2>&1 || return 1
+  LC_PROFILE=0 lc_play "$1" "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" "$2" >/dev/null 2>&1 || return 1
   t1=$(date +%s.%N)
   # `times` into a file, not a pipe: a pipe's left side is a forked shell whose children's times are 0
   times >"$work/times"
@@ -87,5 +87,9 @@ PY
 last="$LC_LOGS/bench-web-site-$ROUNDS.log"
 grep -E '^[^ ].* : ok=' "$last" | sed 's/^/  recap: /'
 printf '  %s "skipping" lines, %s "ok" lines\n' "$(grep -c '^skipping:' "$last" || true)" "$(grep -c '^ok:' "$last" || true)"
-echo "the slowest tasks of the last no-change run:"
+# the timed runs ran without profile_tasks (its cost per task would be in the numbers): one more
+# no-change run with it, not timed, for the slowest tasks
+lc_play bench-web-profile "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" "$ROOT/playbooks/site.yml" 2>/dev/null
+last="$LC_LOGS/bench-web-profile.log"
+echo "the slowest tasks of a no-change run (profiled, not timed):"
 grep -E -- '-{4,} [0-9.]+s$' "$last" | head -10 | sed 's/^/  /'

@@ -41,8 +41,10 @@ lc_play() {
   mkdir -p "$LC_LOGS"
   # LC_GUARD_FILE (the e2e test): tests/callback_plugins/secret_guard.py looks for its secrets in
   # every result, as -vvv would show it (report: tests/harness/secret_guard_report.py e2e)
-  # ansible.posix.profile_tasks: every task's time in the log
+  # ansible.posix.profile_tasks: every task's time in the log (LC_PROFILE=0: none, for a timed run:
+  # the callback's own cost per task would be measured with it)
   local -a guard=(ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks)
+  [ "${LC_PROFILE:-1}" != 0 ] || guard=(-u ANSIBLE_CALLBACKS_ENABLED)
   [ -z "${LC_GUARD_FILE:-}" ] || guard=(ANSIBLE_CALLBACK_PLUGINS="$ROOT/tests/callback_plugins"
     ANSIBLE_CALLBACKS_ENABLED=secret_guard,ansible.posix.profile_tasks ANVIL_SECRET_GUARD_DIR="$ROOT/.cache/secret-guard"
     ANVIL_SECRET_GUARD_FILES="$LC_GUARD_FILE" ANVIL_SECRET_GUARD_LABEL="$LC_NAME")

@@ -384,3 +384,22 @@ def test_a_docker_engine_that_errs_or_hangs_fails_the_probe_in_bounded_time(tmp_
         assert "did not answer GET /containers/json?all=1" in msg and "within 2 s" in msg
     finally:
         engine.close()
+
+
+@pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True, check=False).returncode != 0,
+                    reason="needs openssl")
+def test_certificates_are_loaded_as_a_ca_file_would_be(tmp_path):
+    ca = tmp_path / "ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "ca.key"), "-out", str(ca), "-days", "2", "-subj", "/CN=test-ca"],
+                   check=True, capture_output=True)
+    key_only = tmp_path / "key-only.pem"
+    key_only.write_text((tmp_path / "ca.key").read_text())
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    paths = [str(ca), str(key_only), str(garbage), str(tmp_path / "missing.pem")]
+    found = run({"certificates": paths})["certificates"]
+    assert found[str(ca)] == {"ok": True, "count": 1, "error": ""}
+    for path in paths[1:]:
+        assert found[path]["ok"] is False and found[path]["error"], (path, found[path])
+    assert "BEGIN" not in json.dumps(found)

@@ -253,3 +253,49 @@ def test_the_scrape_credentials_come_from_the_fleet_when_not_given():
     given = {**GOOD, "monitoring_node_exporter_basic_auth": {"username": "x", "password": "y"}}
     assert m.monitoring_scrape_auth(given, hostvars, ["a", "b"]) == {"username": "x", "password": "y"}
     assert m.monitoring_scrape_auth(GOOD, {"a": {}}, ["a"]) == {}
+
+
+RULES_SRC = ROOT / "roles/node_exporter/files/alerts"
+
+
+def test_rule_items_carry_each_shipped_file_and_the_tls_warning_at_the_chosen_days():
+    sources = sorted(str(p) for p in RULES_SRC.glob("*.rules.yml"))
+    items = m.monitoring_rule_items(sources, "/etc/prometheus/rules.d/anvil", "3")  # -e gives a string
+    assert [i["dest"] for i in items] == [f"/etc/prometheus/rules.d/anvil/{Path(s).name}" for s in sources]
+    for item in items:
+        text = Path(item["src"]).read_text()
+        if item["dest"].endswith("/anvil-tls.rules.yml"):
+            # both expressions of the warning move; the critical 2-day alert stays as shipped
+            assert item["content"].count("< 3 * 86400") == 2 and "14 * 86400" not in item["content"]
+            assert item["content"].count("< 2 * 86400") == text.count("< 2 * 86400") == 2
+            assert yaml.safe_load(item["content"])["groups"][0]["rules"][0]["alert"] == "TLSCertificateExpiringSoon"
+        else:
+            assert item["content"] == text
+        assert item["mode"] == "0644"
+
+
+@pytest.mark.parametrize("days", [0, -1, "soon", None, True])
+def test_rule_items_refuse_days_that_are_not_a_whole_positive_number(days):
+    with pytest.raises(m.AnsibleFilterError, match="tls_expiry_days"):
+        m.monitoring_rule_items([str(RULES_SRC / "anvil-tls.rules.yml")], "/r", days)
+
+
+def test_rule_items_refuse_tls_rules_whose_thresholds_moved(tmp_path):
+    changed = tmp_path / "anvil-tls.rules.yml"
+    changed.write_text((RULES_SRC / "anvil-tls.rules.yml").read_text().replace("< 14 * 86400", "< 15 * 86400", 1))
+    with pytest.raises(m.AnsibleFilterError, match="found 1"):
+        m.monitoring_rule_items([str(changed)], "/r", 21)
+
+
+def test_a_ca_file_that_holds_no_certificate_is_refused():
+    bad = {"ok": False, "count": 0, "error": "[X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found"}
+    for name in ("monitoring_node_exporter_tls_ca_file", "monitoring_blackbox_ca_file"):
+        variables = dict(DEFAULTS, **{name: "/etc/ssl/anvil/ca.pem"})
+        host = {"exists": {"/etc/ssl/anvil/ca.pem": True}, "certificates": {"/etc/ssl/anvil/ca.pem": bad}}
+        errors = [e for e in m.monitoring_errors(variables, host) if e.startswith(name)]
+        assert errors and "holds no CA certificate" in errors[0] and "NO_CERTIFICATE" in errors[0], errors
+        good = dict(host, certificates={"/etc/ssl/anvil/ca.pem": {"ok": True, "count": 1, "error": ""}})
+        assert not [e for e in m.monitoring_errors(variables, good) if e.startswith(name)]
+        missing = {"exists": {"/etc/ssl/anvil/ca.pem": False}, "certificates": {"/etc/ssl/anvil/ca.pem": bad}}
+        assert [e for e in m.monitoring_errors(variables, missing) if e.startswith(name)] == \
+            [f"{name}: /etc/ssl/anvil/ca.pem does not exist on the host"]

@@ -1,9 +1,12 @@
 """Behaviour of the monitoring servers after anvil.hetzner.monitoring (Debian 12 and 13), seen as an
-operator would: every target up over the private network with basic auth; nothing listening in
+operator would: every target up over the private network with basic auth (the target over HTTPS
+with its certificate checked); nothing listening in
 public; the secrets only in files Prometheus's group reads; a failed backup on the target reaching
 the webhook receiver through Alertmanager, grouped, with the host and the reason, and its end; the
-Watchdog at the heartbeat URL; a route with continue; the stopped target's InstanceDown arriving
-and silencing its other alerts. The receiver (prepare.yml) runs on monitoring-debian12 and records every call."""
+Watchdog at the heartbeat URL; a route with continue; the public side (the target's Caddy site
+probed over verified HTTPS: its 12-hour certificate fires the expiry alert, its stopped upstream the
+site-down alert); the stopped target's InstanceDown arriving and silencing its other alerts. The
+receiver (prepare.yml) runs on monitoring-debian12 and records every call."""
 # (the order matters: the last host-independent test stops the target)
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 import testinfra.utils.ansible_runner
@@ -23,6 +27,9 @@ ADDRESS = {"monitoring-debian12": "172.30.81.12", "monitoring-debian13": "172.30
 TARGETS = {"monitoring-debian12", "monitoring-debian13", "monitoring-target"}
 RECEIVED = "/var/lib/anvil-receiver"
 SECRETS = ("scrape-secret-5678", "ops-token-4242", "hb-token-9393")
+SITE = "https://shop.test/"  # the target's Caddy site (molecule.yml: caddy_sites, etc_hosts)
+UPSTREAM = ("systemd-run --unit anvil-test-upstream --property WorkingDirectory=/srv/shop "
+            "python3 -m http.server 8080 --bind 127.0.0.1")  # as prepare.yml starts it
 # The receiver's calls before the first alert test: what earlier runs on these hosts left is not counted.
 FIRST_CALL = {}
 
@@ -58,6 +65,13 @@ _GET = ("import sys, urllib.request, urllib.error\n"
         "    r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status); print(r.read().decode())\n"
         "except urllib.error.HTTPError as e:\n"
         "    print(e.code)\n")
+
+
+_GET_UNVERIFIED = ("import ssl, sys, urllib.request, urllib.error\n"
+                   "try:\n"
+                   "    print(urllib.request.urlopen(sys.argv[1], timeout=5, context=ssl._create_unverified_context()).status)\n"
+                   "except urllib.error.HTTPError as e:\n"
+                   "    print(e.code)\n")
 
 
 def http_get(host, url: str) -> tuple[int, str]:
@@ -141,7 +155,10 @@ def test_configuration_checked_by_the_daemons_own_tools(host):
     assert host.run("amtool check-config /etc/prometheus/alertmanager.yml").rc == 0
     rules = api(host, host.backend.get_hostname(), 9090, "/api/v1/rules")["data"]["groups"]
     names = {rule["name"] for group in rules for rule in group["rules"]}
-    assert {"BackupFailed", "InstanceDown", "Watchdog", "SiteDown", "SiteCertificateExpiresSoon"} <= names
+    assert {"BackupFailed", "InstanceDown", "Watchdog", "SiteDown", "TLSCertificateExpiringSoon"} <= names
+    # the collection's TLS warning at monitoring_tls_expiry_days (1 here), not its own 14 days
+    tls = [rule for group in rules for rule in group["rules"] if rule["name"] == "TLSCertificateExpiringSoon"]
+    assert tls and "< 1 * 86400" in tls[0]["query"] and "14 * 86400" not in tls[0]["query"], tls
 
 
 def test_every_target_is_up_over_the_private_network_with_basic_auth(host, name):
@@ -156,10 +173,17 @@ def test_every_target_is_up_over_the_private_network_with_basic_auth(host, name)
     targets = wait_for(all_up, timeout=60)
     assert targets, node_targets()
     for t in targets.values():
-        assert t["scrapeUrl"].startswith("http://172.30.81."), t["scrapeUrl"]
+        # the target over HTTPS (its certificate checked against the test CA), the servers over HTTP
+        scheme = "https" if t["labels"]["instance"] == "monitoring-target" else "http"
+        assert t["scrapeUrl"].startswith(f"{scheme}://172.30.81."), t["scrapeUrl"]
         assert t["labels"]["role"] in ("monitoring", "web"), t["labels"]
-    # without the password, the target refuses the scrape: the auth is real
-    assert http_get(host, "http://172.30.81.20:9100/metrics")[0] == 401
+    # without the password, the target refuses the scrape (the auth is real), and it speaks only TLS
+    out = host.run("python3 -c 'import ssl, sys, urllib.request, urllib.error\n"
+                   "ctx = ssl.create_default_context(cafile=\"/usr/local/share/anvil-test-node-ca.crt\")\n"
+                   "try:\n    urllib.request.urlopen(sys.argv[1], timeout=5, context=ctx)\n"
+                   "except urllib.error.HTTPError as e:\n    print(e.code)' https://172.30.81.20:9100/metrics")
+    assert out.stdout.strip() == "401", out.stdout + out.stderr
+    assert host.run("python3 -c 'import urllib.request; urllib.request.urlopen(\"http://172.30.81.20:9100/metrics\", timeout=5)'").rc != 0
 
 
 def test_a_failed_backup_reaches_the_receiver_grouped_with_host_and_reason_and_then_ends(target, receiver):
@@ -217,6 +241,62 @@ def test_a_route_takes_its_alerts_and_continue_passes_them_on(receiver):
                    if teams("/alerts/ops-token-4242") == {"db", "web"} else None, timeout=60)
     assert got, (teams("/alerts/oncall"), teams("/alerts/ops-token-4242"))
     assert got[0] == {"db"}, got
+
+
+def query(host, name: str, expr: str) -> list[dict]:
+    """An instant query on the server's Prometheus: the result vector."""
+    return api(host, name, 9090, "/api/v1/query?query=" + urllib.parse.quote(expr))["data"]["result"]
+
+
+def test_the_site_is_probed_over_verified_https_and_its_short_lived_certificate_fires_the_expiry_alert(
+        host, name):
+    """https://shop.test/ (the target's caddy_sites, no second list) probed through the local
+    blackbox_exporter and trusted through monitoring_blackbox_ca_file; Caddy's internal certificates
+    live 12 hours, under monitoring_tls_expiry_days (1): TLSCertificateExpiringSoon is active for the
+    site (pending for its 10 minutes, or firing), and only that one warning."""
+    def up():
+        result = query(host, name, f'probe_success{{job="blackbox",instance="{SITE}"}}')
+        return result if result and result[0]["value"][1] == "1" else None
+
+    assert wait_for(up, timeout=120), query(host, name, 'probe_success{job="blackbox"}')
+    left = float(query(host, name, f'probe_ssl_earliest_cert_expiry{{instance="{SITE}"}} - time()')[0]["value"][1])
+    assert 0 < left <= 12 * 3600, left
+    # the certificate is checked for real: the same site by its address (no certificate for that
+    # name) fails the probe
+    status, body = http_get(host, "http://127.0.0.1:9115/probe?module=anvil_https&target="
+                            + urllib.parse.quote("https://172.30.81.20/", safe=""))
+    assert status == 200 and "\nprobe_success 0" in body, body[-400:]
+
+    def expiring():
+        return [a for a in api(host, name, 9090, "/api/v1/alerts")["data"]["alerts"]
+                if a["labels"].get("instance") == SITE and a["labels"]["alertname"].startswith("TLSCertificate")]
+
+    active = wait_for(expiring, timeout=120)
+    assert {a["labels"]["alertname"] for a in active} == {"TLSCertificateExpiringSoon", "TLSCertificateExpiresTomorrow"}, active
+    assert all(a["state"] in ("pending", "firing") for a in active), active
+
+
+def test_a_stopped_upstream_fires_site_down_and_its_return_ends_it(target, receiver):
+    """The site's upstream stops: Caddy answers 502/503, the probe fails, SiteDown (for: 30 s) reaches ops
+    from both servers; the upstream back, the alert resolves."""
+    before = len(received(receiver, "alerts"))
+    assert target.run("systemctl stop anvil-test-upstream").rc == 0
+    try:
+        for server in ("monitoring-debian12", "monitoring-debian13"):
+            down = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "SiteDown", "firing",
+                                                       instance=SITE, external=ADDRESS[s], since=before), timeout=240)
+            assert down, f"{server}: no SiteDown at the receiver"
+            assert down[0]["labels"]["severity"] == "critical"
+        # it is the app that is down, not Caddy: Caddy answers, with a 502 or 503 (no upstream), and the
+        # probe failed on that answer (the target does not trust its own internal CA: this one request
+        # skips the check)
+        assert target.check_output(f"python3 -c '{_GET_UNVERIFIED}' '{SITE}'").strip() in ("502", "503")
+    finally:
+        target.run("systemctl reset-failed anvil-test-upstream 2>/dev/null; " + UPSTREAM)
+    for server in ("monitoring-debian12", "monitoring-debian13"):
+        resolved = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "SiteDown", "resolved",
+                                                       instance=SITE, external=ADDRESS[s], since=before), timeout=180)
+        assert resolved, f"{server}: SiteDown did not resolve after the upstream came back"
 
 
 def test_a_stopped_target_fires_instance_down_which_silences_its_other_alerts(target, receiver):
