@@ -120,6 +120,9 @@ OPTIONS: dict[str, c.Check] = {
     "monitoring_default_receiver": c.pattern(_RECEIVER_NAME.pattern, "a receiver name", bad=("Ops Team",),
                                              empty_ok=True),
     "monitoring_tls_expiry_days": c.int_range(1, 365, "days"),
+    "monitoring_web_domain": c.pattern(c.HOST_NAME_RE, "a lower-case domain name",
+                                       bad=("Prometheus.Example.com", "https://prometheus.example.com", "a b"),
+                                       empty_ok=True),
     "monitoring_probe_slow_seconds": c.int_range(1, 60, "seconds"),
 }
 FREE_FORM: dict[str, str] = {
@@ -127,6 +130,7 @@ FREE_FORM: dict[str, str] = {
     "monitoring_routes": "each route's keys, matchers, receiver and durations are checked below",
     "monitoring_smtp": "smarthost, from, credentials checked below (the password never printed)",
     "monitoring_node_exporter_basic_auth": "user name and password checked below (never printed)",
+    "monitoring_web_users": "user names and passwords checked below (never printed)",
 }
 # (values the argument spec accepts and the filter refuses: an unknown key or type is the spec's)
 SUBOPTION_BAD = {
@@ -144,6 +148,11 @@ SUBOPTION_BAD = {
         [{"receiver": "nobody", "matchers": ['severity="critical"']}],
         [{"receiver": "ops", "matchers": []}],
         [{"receiver": "ops", "matchers": ['severity="critical"'], "repeat_interval": "often"}],
+    ),
+    "monitoring_web_users": (
+        [{"username": "o p s", "password": "long-enough-1"}],
+        [{"username": "ops", "password": "short"}],
+        [{"username": "ops", "password": "long-enough-1"}, {"username": "ops", "password": "long-enough-2"}],
     ),
 }
 
@@ -400,6 +409,7 @@ def monitoring_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
             errors.append(f"monitoring_targets_groups: {name} would be scraped at the public address {address} "
                           "without TLS: credentials and metrics would cross the internet in clear text; give it "
                           "hcloud_private_ipv4 (a private network) or node_exporter TLS")
+    errors += _web_errors(v, host)
     for name in ("monitoring_node_exporter_tls_ca_file", "monitoring_blackbox_ca_file"):
         ca = v.get(name) or ""
         if isinstance(ca, str) and ca and host.get("exists") is not None and not host["exists"].get(ca):
@@ -408,6 +418,28 @@ def monitoring_errors(variables: Mapping[str, Any], host: Mapping[str, Any] | No
             errors.append(f"{name}: {ca} holds no CA certificate the daemons could load "
                           f"({host['certificates'][ca].get('error') or 'unreadable'}): every scrape or probe "
                           "that trusts it would fail")
+    return errors
+
+
+def _web_errors(v: Mapping[str, Any], host: Mapping[str, Any]) -> list[str]:
+    """Access through Caddy: users with a domain, Caddy on the host, the domain not served twice."""
+    domain = v.get("monitoring_web_domain") or ""
+    users = v.get("monitoring_web_users")
+    errors = c.basic_auth_errors("monitoring_web_users", users)
+    if not isinstance(domain, str) or not domain:
+        return errors
+    if not users:
+        errors.append("monitoring_web_users: monitoring_web_domain needs at least one user: Prometheus and "
+                      "Alertmanager have no login of their own")
+    exists = host.get("exists")
+    if exists is not None and not host.get("check_mode"):
+        missing = [p for p in ("/usr/bin/caddy", "/etc/caddy/sites.d") if not exists.get(p, True)]
+        if missing:
+            errors.append(f"monitoring_web_domain: anvil.hetzner.caddy has not run on this host ({', '.join(missing)} "
+                          "missing): run it before this role (site.yml does for a monitoring host with a domain)")
+    if domain in (host.get("caddy_domains") or []):
+        errors.append(f"monitoring_web_domain: {domain} is already a site of this host's Caddy (caddy_sites or "
+                      "app_deploy_domains); give Prometheus a name of its own")
     return errors
 
 

@@ -15,7 +15,8 @@ short_description: Which roles of playbooks/site.yml a host gets, from its inven
 version_added: 0.8.0
 description:
   - C(base) always. C(firewall) and C(node_exporter) unless turned off. C(docker) for hosts in the
-    groups C(docker), C(web) or C(app); C(caddy) for hosts in C(web) or C(app); C(postgres_backup)
+    groups C(docker), C(web) or C(app); C(caddy) for hosts in C(web) or C(app) and for hosts in C(monitoring)
+    with a C(monitoring_web_domain); C(postgres_backup)
     for hosts with C(postgres_backup_age_recipients); C(app_deploy) for hosts in C(web) or C(app)
     that describe an app (C(app_deploy_name)); C(monitoring) for hosts in the group C(monitoring).
   - A toggle C(anvil_<role>) set for the host (inventory, group_vars, C(-e)) wins over the group
@@ -64,7 +65,8 @@ def _defaults(host: Mapping[str, Any], groups: set[str]) -> dict[str, bool]:
     return {
         "firewall": True,
         "docker": web or "docker" in groups,
-        "caddy": web,
+        # a monitoring server with a domain: Prometheus and Alertmanager through Caddy (monitoring_web_domain)
+        "caddy": web or ("monitoring" in groups and bool(host.get("monitoring_web_domain"))),
         "node_exporter": True,
         "postgres_backup": isinstance(recipients, list) and len(recipients) > 0,
         "app_deploy": web and isinstance(app_name, str) and app_name.strip() != "",

@@ -299,3 +299,44 @@ def test_a_ca_file_that_holds_no_certificate_is_refused():
         missing = {"exists": {"/etc/ssl/anvil/ca.pem": False}, "certificates": {"/etc/ssl/anvil/ca.pem": bad}}
         assert [e for e in m.monitoring_errors(variables, missing) if e.startswith(name)] == \
             [f"{name}: /etc/ssl/anvil/ca.pem does not exist on the host"]
+
+
+WEB = {"monitoring_web_domain": "prometheus.example.com",
+       "monitoring_web_users": [{"username": "ops", "password": "web-secret-1234"}]}
+CADDY_HOST = {**HOST, "exists": {"/usr/bin/caddy": True, "/etc/caddy/sites.d": True}}
+
+
+def test_access_through_caddy_with_a_user_and_caddy_on_the_host_passes():
+    assert errors(CADDY_HOST, hcloud_private_ipv4="10.0.1.5", **WEB) == []
+
+
+@pytest.mark.parametrize(("changes", "where"), [
+    ({"monitoring_web_users": []}, "monitoring_web_users: monitoring_web_domain needs at least one user"),
+    ({"monitoring_web_users": [{"username": "ops", "password": "short"}]}, "monitoring_web_users[0].password"),
+    ({"monitoring_web_users": [{"username": "o:ps", "password": "web-secret-1234"}]}, "monitoring_web_users[0].username"),
+    ({"monitoring_web_domain": "Prometheus.Example.com"}, "monitoring_web_domain"),
+    ({"monitoring_web_domain": "https://prometheus.example.com/"}, "monitoring_web_domain"),
+])
+def test_bad_access_through_caddy_is_refused_without_showing_a_password(changes, where):
+    out = errors(CADDY_HOST, hcloud_private_ipv4="10.0.1.5", **{**WEB, **changes})
+    assert any(e.startswith(where) for e in out), out
+    assert not any("web-secret" in e or "short" in e for e in out)
+
+
+@pytest.mark.parametrize("missing", ["/usr/bin/caddy", "/etc/caddy/sites.d"])
+def test_a_domain_on_a_host_without_caddy_is_refused_unless_in_check_mode(missing):
+    host = {**CADDY_HOST, "exists": {**CADDY_HOST["exists"], missing: False}}
+    out = errors(host, hcloud_private_ipv4="10.0.1.5", **WEB)
+    assert any("anvil.hetzner.caddy has not run" in e and missing in e for e in out), out
+    assert errors({**host, "check_mode": True}, hcloud_private_ipv4="10.0.1.5", **WEB) == []
+
+
+def test_a_domain_the_hosts_caddy_serves_already_is_refused():
+    out = errors({**CADDY_HOST, "caddy_domains": ["shop.example.com", "prometheus.example.com"]},
+                 hcloud_private_ipv4="10.0.1.5", **WEB)
+    assert any("already a site of this host's Caddy" in e for e in out), out
+
+
+def test_users_without_a_domain_are_checked_too():
+    out = errors(CADDY_HOST, monitoring_web_users=[{"username": "ops", "password": "short"}])
+    assert any(e.startswith("monitoring_web_users[0].password") for e in out), out

@@ -24,6 +24,11 @@ EVERY_HOST = ["base", "firewall", "node_exporter"]
     (["db"], {"postgres_backup_age_recipients": []}, EVERY_HOST),
     (["web", "db", "monitoring"], {"app_deploy_name": "shop", "postgres_backup_age_recipients": ["age1x"]}, ALL),
     (["monitoring"], {}, ["base", "firewall", "node_exporter", "monitoring"]),
+    # Prometheus through Caddy: Caddy on the monitoring server, not Docker
+    (["monitoring"], {"monitoring_web_domain": "prometheus.example.com"},
+     ["base", "firewall", "caddy", "node_exporter", "monitoring"]),
+    (["monitoring"], {"monitoring_web_domain": ""}, ["base", "firewall", "node_exporter", "monitoring"]),
+    (["db"], {"monitoring_web_domain": "prometheus.example.com"}, EVERY_HOST),
 ])
 def test_groups_decide(groups, extra, roles):
     out = site_concerns({"group_names": groups, **extra})

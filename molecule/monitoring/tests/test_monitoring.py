@@ -5,8 +5,9 @@ public; the secrets only in files Prometheus's group reads; a failed backup on t
 the webhook receiver through Alertmanager, grouped, with the host and the reason, and its end; the
 Watchdog at the heartbeat URL; a route with continue; the public side (the target's Caddy site
 probed over verified HTTPS: its 12-hour certificate fires the expiry alert, its stopped upstream the
-site-down alert); the stopped target's InstanceDown arriving and silencing its other alerts. The
-receiver (prepare.yml) runs on monitoring-debian12 and records every call."""
+site-down alert); the stopped target's InstanceDown arriving and silencing its other alerts;
+monitoring-debian13's Prometheus and Alertmanager through its Caddy (https://mon.test/, basic auth).
+The receiver (prepare.yml) runs on monitoring-debian12 and records every call."""
 # (the order matters: the last host-independent test stops the target)
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVEN
 testinfra_hosts = RUNNER.get_hosts("monitoring")
 
 ADDRESS = {"monitoring-debian12": "172.30.81.12", "monitoring-debian13": "172.30.81.13"}
+# What each server's Alertmanager calls itself in its messages (monitoring-debian13 is reached through
+# Caddy: monitoring_web_domain mon.test in molecule.yml)
+EXTERNAL = {"monitoring-debian12": "http://172.30.81.12:9093", "monitoring-debian13": "https://mon.test/alertmanager"}
 TARGETS = {"monitoring-debian12", "monitoring-debian13", "monitoring-target"}
 RECEIVED = "/var/lib/anvil-receiver"
-SECRETS = ("scrape-secret-5678", "ops-token-4242", "hb-token-9393")
+SECRETS = ("scrape-secret-5678", "ops-token-4242", "hb-token-9393", "web-secret-2468")
 SITE = "https://shop.test/"  # the target's Caddy site (molecule.yml: caddy_sites, etc_hosts)
 UPSTREAM = ("systemd-run --unit anvil-test-upstream --property WorkingDirectory=/srv/shop "
             "python3 -m http.server 8080 --bind 127.0.0.1")  # as prepare.yml starts it
@@ -200,7 +204,7 @@ def test_a_failed_backup_reaches_the_receiver_grouped_with_host_and_reason_and_t
     assert target.run(write.format(0)).rc == 0
     for server in ("monitoring-debian12", "monitoring-debian13"):
         firing = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "firing",
-                                                     external=ADDRESS[s], since=before), timeout=240)
+                                                     external=EXTERNAL[s], since=before), timeout=240)
         assert firing, f"{server}: no BackupFailed at the receiver: {received(receiver, 'alerts')[-3:]}"
         alert = firing[0]
         assert alert["labels"]["backup"] == "shop" and alert["labels"]["severity"] == "critical"
@@ -209,7 +213,7 @@ def test_a_failed_backup_reaches_the_receiver_grouped_with_host_and_reason_and_t
     assert target.run(write.format(1)).rc == 0
     for server in ("monitoring-debian12", "monitoring-debian13"):
         resolved = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "BackupFailed", "resolved",
-                                                       external=ADDRESS[s], since=before), timeout=180)
+                                                       external=EXTERNAL[s], since=before), timeout=180)
         assert resolved, f"{server}: BackupFailed did not resolve at the receiver"
     # the oncall route takes the db team's critical alerts only: BackupFailed (no team) never went there
     assert not [call for call in received(receiver, "alerts")[before:] if call[0] == "/alerts/oncall"]
@@ -288,7 +292,7 @@ def test_a_stopped_upstream_fires_site_down_and_its_return_ends_it(target, recei
     try:
         for server in ("monitoring-debian12", "monitoring-debian13"):
             down = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "SiteDown", "firing",
-                                                       instance=SITE, external=ADDRESS[s], since=before), timeout=240)
+                                                       instance=SITE, external=EXTERNAL[s], since=before), timeout=240)
             assert down, f"{server}: no SiteDown at the receiver"
             assert down[0]["labels"]["severity"] == "critical"
         # it is the app that is down, not Caddy: Caddy answers, with a 502 or 503 (no upstream), and the
@@ -299,7 +303,7 @@ def test_a_stopped_upstream_fires_site_down_and_its_return_ends_it(target, recei
         target.run("systemctl reset-failed anvil-test-upstream 2>/dev/null; " + UPSTREAM)
     for server in ("monitoring-debian12", "monitoring-debian13"):
         resolved = wait_for(lambda s=server: alerts_at(receiver, "/alerts/ops-token-4242", "SiteDown", "resolved",
-                                                       instance=SITE, external=ADDRESS[s], since=before), timeout=180)
+                                                       instance=SITE, external=EXTERNAL[s], since=before), timeout=180)
         assert resolved, f"{server}: SiteDown did not resolve after the upstream came back"
 
 
@@ -314,7 +318,7 @@ def test_a_stopped_target_fires_instance_down_which_silences_its_other_alerts(ta
     subprocess.run(["docker", "stop", "-t", "5", "monitoring-target"], check=True, capture_output=True, timeout=60)
     try:
         down = wait_for(lambda: alerts_at(receiver, "/alerts/ops-token-4242", "InstanceDown", "firing",
-                                          external=ADDRESS["monitoring-debian12"], since=before), timeout=480, step=5)
+                                          external=EXTERNAL["monitoring-debian12"], since=before), timeout=480, step=5)
         assert down, f"no InstanceDown {time.monotonic() - stopped_at:.0f} s after the stop"
         assert down[0]["labels"]["severity"] == "critical" and down[0]["labels"]["job"] == "node"
         alert = {"labels": {"alertname": "BackupFailed", "backup": "inhibit-check", "severity": "critical",
@@ -334,6 +338,59 @@ def test_a_stopped_target_fires_instance_down_which_silences_its_other_alerts(ta
                     if a["labels"].get("backup") == "inhibit-check"], "the stopped host's alert was sent"
     finally:
         subprocess.run(["docker", "start", "monitoring-target"], check=False, capture_output=True, timeout=60)
+
+
+# GET over HTTPS through Caddy, its certificate checked against Caddy's own CA, with a login or none:
+# the status, the Location of a redirect (not followed) and the body.
+_GET_WEB = ("import base64, json, ssl, sys, urllib.request, urllib.error\n"
+            "ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
+            "class Stay(urllib.request.HTTPRedirectHandler):\n"
+            "    def redirect_request(self, *args): return None\n"
+            "opener = urllib.request.build_opener(Stay, urllib.request.HTTPSHandler(context=ctx))\n"
+            "req = urllib.request.Request(sys.argv[1])\n"
+            "if sys.argv[3]: req.add_header(\"Authorization\", \"Basic \" + base64.b64encode(sys.argv[3].encode()).decode())\n"
+            "try:\n"
+            "    r = opener.open(req, timeout=10); print(json.dumps([r.status, \"\", r.read().decode()]))\n"
+            "except urllib.error.HTTPError as e:\n"
+            "    print(json.dumps([e.code, e.headers.get(\"Location\", \"\"), e.read().decode()]))\n")
+CADDY_CA = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+
+
+def web_get(host, path: str, login: str = "") -> tuple[int, str, str]:
+    out = host.run(f"python3 -c '{_GET_WEB}' 'https://mon.test{path}' {CADDY_CA} '{login}'")
+    assert out.rc == 0, out.stderr
+    status, location, body = json.loads(out.stdout)
+    return status, location, body
+
+
+def test_prometheus_and_alertmanager_through_caddy_only_with_a_login():
+    """monitoring-debian13 (monitoring_web_domain mon.test, tls internal): Caddy serves Prometheus at
+    / and Alertmanager at /alertmanager/ over verified HTTPS to the right login only; the links in
+    alerts point there; the daemons themselves still listen on the private address only."""
+    server = RUNNER.get_host("monitoring-debian13")
+    for path in ("/", "/api/v1/query?query=up", "/alertmanager/api/v2/status", "/alertmanager/"):
+        assert web_get(server, path)[0] == 401, path
+        assert web_get(server, path, "ops:wrong-password-1")[0] == 401, path
+        assert web_get(server, path, "nobody:web-secret-2468")[0] == 401, path
+    status, location, body = web_get(server, "/api/v1/query?query=up", "ops:web-secret-2468")
+    assert status == 200 and json.loads(body)["status"] == "success", body
+    assert {r["metric"]["instance"] for r in json.loads(body)["data"]["result"]} >= TARGETS, body
+    flags = json.loads(web_get(server, "/api/v1/status/flags", "ops:web-secret-2468")[2])["data"]
+    assert flags["web.external-url"] == "https://mon.test/", flags
+    status, location, body = web_get(server, "/alertmanager/api/v2/status", "ops:web-secret-2468")
+    assert status == 200 and "config" in json.loads(body), body
+    # Alertmanager's UI under the prefix Caddy strips, and the bare prefix sent to it
+    status, location, body = web_get(server, "/alertmanager/", "ops:web-secret-2468")
+    assert status == 200 and "Alertmanager" in body, body[:300]
+    status, location, body = web_get(server, "/alertmanager", "ops:web-secret-2468")
+    assert status == 308 and location == "/alertmanager/", (status, location)
+    # the password is only a bcrypt hash in the site file Caddy reads
+    site = server.file("/etc/caddy/sites.d/anvil-monitoring.caddy")
+    assert "web-secret-2468" not in site.content_string and "ops $2" in site.content_string
+    # the access log fail2ban's Caddy jail reads
+    assert server.file("/var/log/caddy/anvil-monitoring.log").user == "caddy"
+    # a server without a domain has no site
+    assert not RUNNER.get_host("monitoring-debian12").file("/etc/caddy/sites.d/anvil-monitoring.caddy").exists
 
 
 def test_no_secret_in_a_world_readable_file(host):
