@@ -17,7 +17,11 @@ description:
     host whether there is work (C(anvil.hetzner.host_probe)) then skips a whole file in one line on
     a run with nothing to change, instead of one skipped task after the other. The conditions cost
     the same here as in the tasks; what saves time is computing their inputs once.
-  - Errs towards running. A task without C(when), an include or import, a C(with_*) loop, a loop or
+  - An include or import whose C(when) is false is skipped (its file is not looked into); one whose
+    C(when) holds makes the file run. So a file of includes, each gated by C(has_work) on its own
+    file, is skipped as a whole when none of them has work (the roles' C(parts.yml)), and a run with
+    nothing to change lists one skipped line instead of one per part.
+  - Errs towards running. A task without C(when), an include or import whose condition holds, a C(with_*) loop, a loop or
     condition that cannot be evaluated now (an undefined variable, an error) makes the file run,
     and Ansible itself then decides task by task as before, errors included.
   - A task found to be skipped has its C(register) variable set for the tasks after it, as Ansible

@@ -56,6 +56,11 @@ FILES = {
     "no_when.yml": mark("always runs"),
     "include.yml": "- name: an include\n  ansible.builtin.include_tasks: no_when.yml\n  when: enabled\n",
     "include_false.yml": "- name: an include\n  ansible.builtin.include_tasks: no_when.yml\n  when: not enabled\n",
+    # a file of includes each gated by has_work on its own file (the roles' parts.yml)
+    "parts.yml": "- name: part one\n  ansible.builtin.include_tasks: all_false.yml\n"
+    "  when: query('anvil.hetzner.has_work', 'all_false.yml') | first\n"
+    "- name: part two\n  ansible.builtin.include_tasks: block_true.yml\n"
+    "  when: query('anvil.hetzner.has_work', 'block_true.yml') | first\n",
 }
 
 
