@@ -16,7 +16,9 @@ description:
     facts, every registered result, the inventory's variables), which on a host with a large probe result
     costs about 0.1 s a template. The roles compare what a template would write with the file on the host
     (C(anvil.hetzner.file_differs), C(anvil.hetzner.files_to_write)) in every run, and a no-change run
-    renders dozens of them. A template only reads variables, so a shallow copy renders the same text.
+    renders dozens of them. A template that only reads its variables renders the same text from a one-level
+    copy; one that changed a nested value in place (C(list.append) on a variable) would change the caller's
+    value too. None of the collection's templates does; use the builtin lookup for such a template.
 options:
   _terms:
     description: Template files, found as C(ansible.builtin.template) finds them (the role's C(templates)).
