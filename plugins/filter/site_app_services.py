@@ -21,6 +21,8 @@ description:
   - With O(version) (C(-e app_version=...)), every service that has a tag gets it, as C(deploy.yml) does.
   - Without a live release (a first deploy, an unreadable or missing history) the services are returned
     as given.
+  - The app_deploy role applies it with O(history) when C(app_deploy_follow_live) is set (C(site.yml)
+    does), after it has read the history under its deploy lock; C(site.yml) itself uses only O(version).
 options:
   _input:
     description: C(app_deploy_services).

@@ -5,7 +5,8 @@
 #
 #   provision -> storage -> images -> site -> a backup -> the drill
 #   the app answers through Caddy over HTTPS with the row it read from PostgreSQL
-#   deploy v2 under a request loop: 0 failed requests, v2 live, the accessories untouched
+#   deploy v2 under a request loop: 0 failed requests, v2 live, the accessories untouched; a site.yml
+#   started while that deploy holds the lock waits for it and keeps v2 (changed=0)
 #   a backup and the drill again (the metrics say success)
 #   site.yml again: changed=0
 #   root login refused, password login refused, the deploy user's sudo asks for its password
@@ -127,17 +128,52 @@ published=$(lc_web_sudo docker inspect -f "'{{.Name}} {{json .NetworkSettings.Po
 if grep -q HostPort <<<"$published"; then fail "an accessory is published on the host: $published"; fi
 pass "accessories run, none published"
 
-lc_step "e2e: deploy v2 under a request loop"
+lc_step "e2e: deploy v2 under a request loop, and site.yml started while it holds the deploy lock"
 rm -f "$LC_GEN/loop.stop" "$LC_GEN/loop.json"
 timeout 900 "$VENV/bin/python" tests/harness/request_loop.py shop.demo.internal "$LC_GEN/loop.json" \
   --address "$LC_WEB_PUBLIC" --stop-file "$LC_GEN/loop.stop" --interval 0.1 --max-seconds 600 --after-stop 2 &
 loop=$!
 sleep 2
+# The deploy watches v2 for 40 s (the inventory's 5 s otherwise) while it holds the lock: a site.yml
+# started meanwhile reaches the app while v1 is still in the history, waits for the lock, and must
+# then keep v2 (the role reads the live release under the lock: app_deploy_follow_live), not take
+# v1 back.
+( lc_play deploy-v2 "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" -e anvil_hosts=web -e app_version=v2 \
+    -e app_deploy_watch_seconds=40 "$ROOT/playbooks/deploy.yml" ) &
+deploy=$!
+for _ in $(seq 1 240); do
+  lc_web_sudo test -s /var/lib/anvil/locks/app-shop/holder.json 2>/dev/null && break
+  kill -0 "$deploy" 2>/dev/null || break
+  sleep 0.5
+done
+lc_web_sudo test -s /var/lib/anvil/locks/app-shop/holder.json || fail "the deploy of v2 never held the deploy lock"
+LC_CHANGED=0
+lc_site site-during-deploy
+during=$LC_CHANGED
 deploy_rc=0
-( lc_deploy v2 ) || deploy_rc=$?
+wait "$deploy" || deploy_rc=$?
 touch "$LC_GEN/loop.stop"
 wait "$loop" || fail "the request loop hit its bound: $(cat "$LC_GEN/loop.json" 2>/dev/null)"
 [ "$deploy_rc" -eq 0 ] || fail "the deploy of v2 failed (log: $LC_LOGS/deploy-v2.log)"
+# how long site.yml's app_deploy waited for the lock (profile_tasks: the next task's header line
+# holds the time of the one before)
+waited=$(python3 - "$LC_LOGS/site-during-deploy.log" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+heads = [i for i, l in enumerate(lines) if l.startswith(("TASK [", "RUNNING HANDLER [", "PLAY "))]
+for n, i in enumerate(heads[:-1]):
+    if lines[i].startswith("TASK [anvil.hetzner.app_deploy : Take the deploy lock (waits"):
+        nxt = heads[n + 1]
+        t = re.search(r"\((\d+):(\d+):([\d.]+)\)", lines[nxt + 1] if nxt + 1 < len(lines) else "")
+        print(f"{int(t[1]) * 3600 + int(t[2]) * 60 + float(t[3]):.1f}" if t else "")
+        break
+PY
+)
+python3 -c 'import sys; sys.exit(0 if float(sys.argv[1] or 0) >= 3 else 1)' "${waited:-0}" \
+  || fail "site.yml did not wait for the deploy's lock (${waited:-?} s): the two runs did not overlap"
+[ "$during" -eq 0 ] || { grep -B3 '^changed:' "$LC_LOGS/site-during-deploy.log" | head -40 >&2
+  fail "site.yml run during the deploy of v2 changed $during things (it must keep v2)"; }
+pass "site.yml started during the deploy waited ${waited} s for the deploy lock, then kept v2: changed=0"
 read -r total failed last < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))
 print(s["total"], s["non_2xx"] + s["errors"], (s["versions_in_order"] or ["none"])[-1].split(":")[0].replace(" ", "_"))' "$LC_GEN/loop.json")
 [ "$failed" -eq 0 ] || fail "$failed of $total requests failed during the deploy: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["failures"][:5])' "$LC_GEN/loop.json")"
