@@ -87,12 +87,13 @@ def test_release_of_an_unknown_token_is_a_no_op(tmp_path):
     assert release(tmp_path, "nobody") == 0
 
 
-def take(directory, token, wait=5, lease=60, version="v1"):
+def take(directory, token, wait=5, lease=60, version="v1", read=None):
     info = json.dumps({"by": "ci@controller", "user": "ci", "controller": "controller", "controller_pid": "42",
                        "version": version})
     # stdout and stderr are pipes, as the command module's: take returns only when the detached hold
     # holds none of them open
-    out = subprocess.run([sys.executable, LOCK, "take", str(directory), token, str(wait), str(lease), info],
+    out = subprocess.run([sys.executable, LOCK, "take", str(directory), token, str(wait), str(lease), info]
+                         + ([str(read)] if read is not None else []),
                          capture_output=True, text=True, timeout=wait + 40, check=False)
     return out.returncode, json.loads(out.stdout)
 
@@ -137,3 +138,44 @@ def test_take_waits_for_a_holder_that_lets_go(tmp_path):
     assert 1.0 < time.monotonic() - started < 10
     assert later.wait(10) == 0
     assert release(tmp_path, "b") == 0
+
+
+NEWER = '{"live": 2}\n'
+
+
+def test_take_reads_the_history_once_it_holds_the_lock(tmp_path):
+    """The role plans from the history take read: the text as it was once the lock was held (a run that
+    held the lock before wrote its release into it), none when there is no history yet, an error
+    (never an empty history) when the file is there but cannot be read."""
+    locks, history = tmp_path / "locks", tmp_path / "history.json"
+    locks.mkdir()
+    history.write_text('{"live": 1}\n')
+    assert take(locks, "a")[0] == 0
+    # the holder writes a new release while b waits; b reads what a left
+    writer = tmp_path / "writer.py"
+    writer.write_text(
+        "import pathlib, subprocess, sys, time\n"
+        "time.sleep(1.5)\n"
+        f"pathlib.Path({str(history)!r}).write_text({NEWER!r})\n"
+        f"subprocess.run([sys.executable, {LOCK!r}, 'release', {str(locks)!r}, 'a'])\n")
+    later = subprocess.Popen([sys.executable, str(writer)])
+    rc, state = take(locks, "b", wait=20, read=history)
+    assert later.wait(10) == 0
+    assert rc == 0 and state["read"] == NEWER and "read_error" not in state
+    # busy: nothing read
+    rc, busy = take(locks, "c", wait=1, read=history)
+    assert rc == 1 and busy["state"] == "busy" and "read" not in busy
+    assert release(locks, "c") == 0 and release(locks, "b") == 0
+    history.unlink()
+    rc, state = take(locks, "d", read=history)
+    assert rc == 0 and state["read"] is None and "read_error" not in state
+    assert release(locks, "d") == 0
+    history.mkdir()  # there, but not a file that can be read
+    rc, state = take(locks, "e", read=history)
+    assert rc == 0 and state["read"] is None and state["read_error"].startswith(str(history))
+    assert release(locks, "e") == 0
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe")
+    rc, state = take(locks, "f", read=tmp_path / "binary.json")
+    assert rc == 0 and state["read"] is None and "read_error" in state
+    assert release(locks, "f") == 0
+    assert sorted(os.listdir(locks)) == ["lock"]
