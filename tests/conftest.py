@@ -7,7 +7,9 @@ import builtins
 import faulthandler
 import os
 import signal
+import socket
 import sys
+import traceback
 import time
 from pathlib import Path
 
@@ -30,6 +32,42 @@ def no_bcrypt(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+# -- no test leaves a thread waiting on a socket that was closed ------------------------------------
+# close() does not wake a thread blocked in accept() or recv() on that socket: the kernel keeps the
+# socket for the call (a listener stays listening), and when the call is restarted (the process is
+# stopped and continued, for one) it runs again on the descriptor's number, by then another socket
+# of the process. CI saw test_host_probe's fake Docker engine answer the API sandbox of a later test
+# that way ("HTTP 404: X"). A test's server stops with shutdown() and a join before close().
+_BLOCKING_CALLS = {"accept", "recv", "recv_into", "recvfrom", "recvmsg", "readinto"}
+
+_REPORTED: set[int] = set()  # a thread left behind fails the test that left it, not every later one
+
+
+def _threads_on_closed_sockets() -> dict[int, str]:
+    found = {}
+    for ident, frame in sys._current_frames().items():
+        if ident in _REPORTED or frame.f_code.co_name not in _BLOCKING_CALLS:
+            continue
+        owner = frame.f_locals.get("self")
+        sock = owner if isinstance(owner, socket.socket) else getattr(owner, "_sock", None)
+        if isinstance(sock, socket.socket) and sock.fileno() == -1:
+            found[ident] = (f"thread {ident} in {frame.f_code.co_name}() of a closed socket:\n"
+                            + "".join(traceback.format_stack(frame)))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_on_a_closed_socket():
+    yield
+    deadline = time.monotonic() + 2  # a thread that shutdown() woke may still be on its way out
+    while (left := _threads_on_closed_sockets()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        _REPORTED.update(left)
+        pytest.fail("a thread is still blocked on a socket the test closed (stop it with shutdown() "
+                    "and join it before close()):\n" + "\n".join(left.values()), pytrace=False)
 
 
 # -- every test is bounded, and what runs is on record ---------------------------------------------

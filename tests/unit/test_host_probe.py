@@ -342,6 +342,16 @@ class FakeEngine:
             conn.close()
 
     def close(self):
+        """Stop serving before the test ends. shutdown() wakes the thread blocked in accept() (close()
+        alone leaves it blocked on the orphaned socket while its descriptor number goes to the next
+        socket the process opens); the thread is gone before close() returns."""
+        import socket
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "the fake engine's thread did not stop"
         self.server.close()
         for conn in self.held:
             conn.close()

@@ -59,6 +59,7 @@ def plain():
     server, port = serve()
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,7 @@ def tls(tmp_path_factory):
     server, port = serve(context)
     yield port, str(tmp / "cert.pem")
     server.shutdown()
+    server.server_close()
 
 
 def closed_port() -> int:

@@ -6,11 +6,12 @@ CONFIG (JSON, rewritten whole by the backend, reloaded on SIGHUP or when its mti
    "services": [the API's service objects: protocol, listen_port, destination_port, proxyprotocol,
                 health_check {protocol tcp|http|https, port, interval, timeout, retries,
                               http {domain, path, response, status_codes, tls}}],
-   "targets": [{"server_id": 1, "ip": "10.0.1.2"}]}
+   "targets": [{"server_id": 1, "ip": "10.0.1.2"}],
+   "listen_address": "0.0.0.0" (optional; the tests run the proxy on loopback)}
 
-Every service listens on 0.0.0.0:<listen_port> and forwards each connection (plain TCP, for http and
-https too: no TLS termination) to <ip>:<destination_port> of a target that passes the service's
-health check. A target is "unknown" until its first check, then healthy/unhealthy; it changes
+Every service listens on <listen_address>:<listen_port> and forwards each connection (plain TCP,
+for http and https too: no TLS termination) to <ip>:<destination_port> of a target that passes the
+service's health check. A target is "unknown" until its first check, then healthy/unhealthy; it changes
 state after `retries` consecutive results of the other kind (at least one). A reload keeps every
 listener whose port stays, every connection in flight and the health of unchanged checks.
 Next to CONFIG the proxy writes status.json: {"generation", "errors", "health": {port: {ip: state}}}.
@@ -150,6 +151,13 @@ class Service:
         for checker in self.checkers.values():
             checker.stop.set()
         if self.listener is not None:
+            # shutdown() first: while serve() is blocked in accept() the kernel keeps the socket for
+            # that call, so close() alone would leave the port listening and the removed service
+            # forwarding; shutdown() stops the listening and wakes accept() with an error
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.listener.close()
 
     def serve(self, listener: socket.socket) -> None:
@@ -249,12 +257,13 @@ class Proxy:
                 if service is None:
                     service = Service(self, service_config)
                     try:
-                        service.listener = listen(port)
+                        service.listener = listen(port, config.get("listen_address", "0.0.0.0"))
                     except OSError as exc:
                         self.errors.append(f"listen_port {port}: {exc}")
                         continue
                     self.services[port] = service
-                    threading.Thread(target=service.serve, args=(service.listener,), daemon=True).start()
+                    threading.Thread(target=service.serve, args=(service.listener,), name=f"serve-{port}",
+                                     daemon=True).start()
                     service.set_targets(ips, check_changed=False)
                 else:
                     old = service.check
@@ -273,10 +282,10 @@ class Proxy:
         os.replace(tmp, self.status_path)
 
 
-def listen(port: int) -> socket.socket:
+def listen(port: int, address: str = "0.0.0.0") -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
+    sock.bind((address, port))
     sock.listen(128)
     return sock
 
