@@ -15,6 +15,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+hold_lock bench-deploy "make bench-deploy"
 ensure_engine
 ensure_venv
 ensure_images

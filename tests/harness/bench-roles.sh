@@ -13,6 +13,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+hold_lock bench-roles "make bench-roles"
 ROUNDS=${ROUNDS:-3}
 BASELINE_REV=${BASELINE_REV:-e632ba3}
 

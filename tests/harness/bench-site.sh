@@ -16,6 +16,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+hold_lock bench-site "make bench-site"
 
 N=${1:-10}
 LC_NAME=bench

@@ -14,6 +14,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+# make demo's environment: one of make demo, make clean, make bench-web at a time
+hold_lock demo "make bench-web"
 ROUNDS=${ROUNDS:-3}
 
 LC_NAME=demo

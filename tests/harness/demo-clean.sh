@@ -5,6 +5,11 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+# not under a run that is still using what this removes: the demo (make demo, make bench-web), the
+# e2e's machines, .cache (make test)
+hold_lock demo "make clean"
+hold_lock e2e "make clean"
+hold_lock test "make clean"
 
 
 gen="$ROOT/inventories/sandbox/generated"

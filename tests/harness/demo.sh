@@ -14,6 +14,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+# one of make demo, make clean, make bench-web at a time: a second one would stop this one's sandbox
+# when it ends, make clean would tear the servers down under it
+hold_lock demo "make demo${1:+ ($*)}"
 
 LC_NAME=demo
 LC_INV="$ROOT/inventories/sandbox"

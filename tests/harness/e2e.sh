@@ -17,6 +17,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+# before "removing what an earlier e2e run left": that must not be a run still at work
+hold_lock e2e "the end-to-end test (tests/harness/e2e.sh)"
 
 LC_NAME=e2e
 LC_INV="$ROOT/.cache/e2e/inventory"

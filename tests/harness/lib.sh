@@ -10,6 +10,27 @@ PYTHON=${PYTHON:-python3}
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[1;31merror: %s\033[0m\n' "$*" >&2; exit 1; }
 
+# hold_lock NAME WHAT: this script holds the machine-wide lock NAME (demo, e2e, test, ...) until
+# it ends, or stops here with who holds it (WHAT of the holder, its pid, since when) before it
+# changes anything. A run that just ended is waited for ANVIL_LOCK_WAIT seconds (default 5). The
+# lock is held by tests/harness/lock.py beside this script, so that no daemon started below
+# (dockerd, the sandbox, ssh's masters) keeps it; in ${TMPDIR:-/tmp}/anvil-hetzner-locks-<uid>/,
+# the same for every checkout on this machine (they share its ports, containers and engine). A
+# script that a holder runs (bench-web's make demo) has the lock already (ANVIL_LOCKS_HELD).
+hold_lock() {
+  local name=$1 what=$2 answer="" fd dir
+  case " ${ANVIL_LOCKS_HELD:-} " in *" $name "*) return 0 ;; esac
+  dir="${TMPDIR:-/tmp}/anvil-hetzner-locks-$(id -u)"
+  exec {fd}< <(exec python3 "$ROOT/tests/harness/lock.py" "$dir/$name.lock" "$$" "$what" "${ANVIL_LOCK_WAIT:-5}" </dev/null)
+  read -r answer <&"$fd" || true
+  exec {fd}<&-
+  case $answer in
+    locked) export ANVIL_LOCKS_HELD="${ANVIL_LOCKS_HELD:+$ANVIL_LOCKS_HELD }$name" ;;
+    busy\ *) die "$what: not started, nothing was changed: ${answer#busy } is using the same environment ($name); wait for it to end, or stop it (lock: $dir/$name.lock)" ;;
+    *) die "$what: could not take the lock $dir/$name.lock (tests/harness/lock.py failed)" ;;
+  esac
+}
+
 # apt-get install, as root or through sudo.
 apt_install() {
   local sudo=""

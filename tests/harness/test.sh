@@ -6,6 +6,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+# one make test at a time on this machine: the lanes share fixed scenario, network and port names
+hold_lock test "make test"
 
 start_all=$(date +%s)
 # free disk at the start and the end (a nearly full disk fails Docker and the sandbox's volumes in

@@ -1,0 +1,194 @@
+"""tests/harness/lib.sh's hold_lock (with tests/harness/lock.py): one run at a time of the harness's
+scripts that share something machine-wide (make demo, make clean, make bench-web on the demo's
+sandbox and servers; the e2e; make test). A second run stops before it changes anything and says
+who holds the lock; the lock ends with its holder however the holder ends, and nothing the holder
+started (a daemon) keeps it. The real scripts are run from a copy of tests/harness in a scratch
+root, so that a lock that did not hold could not touch this checkout's demo or caches."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HARNESS = ROOT / "tests" / "harness"
+
+
+@pytest.fixture(name="env")
+def fixture_env(tmp_path):
+    """An environment whose locks are in tmp_path (TMPDIR), short waits, no inherited lock."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ANVIL_LOCKS_HELD", "VENV")}
+    env.update(TMPDIR=str(tmp_path / "tmp"), ANVIL_LOCK_WAIT="0.5", VENV=str(tmp_path / "no-venv"))
+    (tmp_path / "tmp").mkdir()
+    return env
+
+
+@pytest.fixture(name="root")
+def fixture_root(tmp_path):
+    """A scratch checkout: tests/harness copied, so that ROOT (where scripts remove things) is here."""
+    root = tmp_path / "root"
+    shutil.copytree(HARNESS, root / "tests" / "harness")
+    return root
+
+
+def script(path: Path, body: str) -> Path:
+    path.write_text(f'#!/usr/bin/env bash\n. "{HARNESS}/lib.sh"\n{body}\n', encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def start_holder(tmp_path, env, name="demo", what="the holder", seconds=30, extra=""):
+    """A script that takes lock NAME, says so in a file, then sleeps; returns (process, ready file)."""
+    ready = tmp_path / f"ready-{name}"
+    holder = script(tmp_path / f"holder-{name}.sh",
+                    f'hold_lock {name} "{what}"\n{extra}\ntouch "{ready}"\nsleep {seconds}')
+    proc = subprocess.Popen([str(holder)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 15
+    while not ready.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the holder did not take its lock"
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=10)
+
+
+def second(tmp_path, env, name="demo", what="the second run"):
+    """A second script that wants lock NAME; returns (completed process, whether it got past the lock)."""
+    marker = tmp_path / f"past-{name}"
+    marker.unlink(missing_ok=True)
+    run = subprocess.run([str(script(tmp_path / f"second-{name}.sh", f'hold_lock {name} "{what}"\ntouch "{marker}"'))],
+                         env=env, capture_output=True, text=True, timeout=30, check=False)
+    return run, marker.exists()
+
+
+def test_a_second_run_stops_before_any_change_and_names_the_holder(tmp_path, env):
+    holder = start_holder(tmp_path, env, what="make demo")
+    try:
+        run, past = second(tmp_path, env, what="make clean")
+        assert run.returncode == 1 and not past
+        assert "make clean: not started, nothing was changed: make demo (pid " in run.stderr
+        assert f"pid {holder.pid}," in run.stderr
+        assert "(demo)" in run.stderr
+        # another lock is another environment: not refused
+        run, past = second(tmp_path, env, name="e2e")
+        assert run.returncode == 0 and past, run.stderr
+    finally:
+        stop(holder)
+
+
+@pytest.mark.parametrize("end", ["exits", "SIGKILL", "SIGTERM"])
+def test_the_lock_ends_with_its_holder_however_it_ends(tmp_path, env, end):
+    seconds = 0 if end == "exits" else 30
+    holder = start_holder(tmp_path, env, seconds=seconds)
+    if end != "exits":
+        os.killpg(holder.pid, getattr(signal, end))
+    holder.communicate(timeout=10)
+    env = dict(env, ANVIL_LOCK_WAIT="5")
+    run, past = second(tmp_path, env)
+    assert run.returncode == 0 and past, run.stderr
+
+
+def test_a_daemon_the_holder_started_does_not_keep_the_lock(tmp_path, env):
+    # a child that outlives the holder (as dockerd, the sandbox, ssh's ControlPersist masters do),
+    # with every descriptor the holder had but its output (which the test reads to its end)
+    pidfile = tmp_path / "daemon.pid"
+    holder = start_holder(tmp_path, env, seconds=0, extra=f'(sleep 60 >/dev/null 2>&1 & echo $! >"{pidfile}")')
+    holder.communicate(timeout=10)
+    daemon = int(pidfile.read_text())
+    try:
+        os.kill(daemon, 0)  # still running
+        run, past = second(tmp_path, dict(env, ANVIL_LOCK_WAIT="5"))
+        assert run.returncode == 0 and past, run.stderr
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+
+
+def test_a_holder_may_wait_for_its_children(tmp_path, env):
+    # bash's plain `wait` also waits for a process substitution: the lock's helper is not one
+    holder = script(tmp_path / "waits.sh", 'hold_lock demo "waits"\nsleep 0.2 &\nwait\necho waited')
+    run = subprocess.run([str(holder)], env=env, capture_output=True, text=True, timeout=20, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "waited", run.stderr
+
+
+def test_a_script_the_holder_runs_has_the_lock_already(tmp_path, env):
+    # bench-web runs make demo when there is no demo environment: both take the demo lock
+    inner = script(tmp_path / "inner.sh", 'hold_lock demo "inner"\necho inner-ran')
+    outer = script(tmp_path / "outer.sh", f'hold_lock demo "outer"\n"{inner}"')
+    run = subprocess.run([str(outer)], env=env, capture_output=True, text=True, timeout=20, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "inner-ran", run.stderr
+
+
+def test_the_lock_file_is_private(tmp_path, env):
+    holder = start_holder(tmp_path, env)
+    try:
+        lock_dir = next((tmp_path / "tmp").glob("anvil-hetzner-locks-*"))
+        assert lock_dir.stat().st_mode & 0o777 == 0o700
+        assert (lock_dir / "demo.lock").stat().st_mode & 0o777 == 0o600
+        assert "the holder (pid" in (lock_dir / "demo.lock").read_text()
+    finally:
+        stop(holder)
+
+
+# (script, its arguments, the locks it takes, what it calls itself)
+SCRIPTS = [
+    ("demo.sh", [], ["demo"], "make demo"),
+    ("demo.sh", ["deploy", "v2"], ["demo"], "make demo (deploy v2)"),
+    ("demo-clean.sh", [], ["demo", "e2e", "test"], "make clean"),
+    ("bench-web.sh", [], ["demo"], "make bench-web"),
+    ("e2e.sh", [], ["e2e"], "the end-to-end test (tests/harness/e2e.sh)"),
+    ("test.sh", [], ["test"], "make test"),
+    ("bench-site.sh", [], ["bench-site"], "make bench-site"),
+    ("bench-roles.sh", [], ["bench-roles"], "make bench-roles"),
+    ("bench-deploy.sh", [], ["bench-deploy"], "make bench-deploy"),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "lock", "what"),
+                         [(n, a, lock, w) for n, a, locks, w in SCRIPTS for lock in locks],
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
+def test_each_script_refuses_while_its_environment_is_in_use(tmp_path, env, root, name, args, lock, what):
+    generated = root / "inventories" / "sandbox" / "generated"
+    generated.mkdir(parents=True)
+    (generated / "keep").write_text("the demo's keys\n", encoding="utf-8")
+    (root / ".cache").mkdir()
+    (root / ".cache" / "keep").write_text("a run's logs\n", encoding="utf-8")
+    holder = start_holder(tmp_path, env, name=lock, what="somebody else's run")
+    try:
+        run = subprocess.run([str(root / "tests" / "harness" / name), *args], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    finally:
+        stop(holder)
+    assert run.returncode == 1, (run.stdout, run.stderr)
+    assert f"{what}: not started, nothing was changed: somebody else's run (pid" in run.stderr
+    assert "==>" not in run.stderr and "[00:" not in run.stderr, run.stderr  # no step began
+    assert (generated / "keep").exists() and (root / ".cache" / "keep").exists()
+
+
+def test_make_clean_with_its_locks_free_does_remove_what_it_removes(tmp_path, env, root):
+    # the control of the test above: the same scratch root, nobody holding a lock
+    generated = root / "inventories" / "sandbox" / "generated"
+    generated.mkdir(parents=True)
+    (generated / "keep").write_text("x\n", encoding="utf-8")
+    (root / ".cache").mkdir()
+    env = dict(env, PATH=f"{tmp_path / 'bin'}:{env['PATH']}")
+    # no Docker engine for this clean: `docker` answers nothing is running
+    (tmp_path / "bin").mkdir()
+    docker = tmp_path / "bin" / "docker"
+    docker.write_text("#!/bin/sh\nexit 1\n", encoding="utf-8")
+    docker.chmod(0o755)
+    run = subprocess.run([str(root / "tests" / "harness" / "demo-clean.sh")], env=env, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert not generated.exists() and not (root / ".cache").exists()
