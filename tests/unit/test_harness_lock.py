@@ -192,3 +192,17 @@ def test_make_clean_with_its_locks_free_does_remove_what_it_removes(tmp_path, en
                          text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     assert not generated.exists() and not (root / ".cache").exists()
+
+
+def test_every_script_of_the_lifecycle_takes_a_lock():
+    # a new script on the sandbox's lifecycle (fixed ports, projects and names) is in SCRIPTS above,
+    # so that it is tested to refuse, and takes its lock before its first step
+    listed = {name for name, _args, _locks, _what in SCRIPTS}
+    for path in sorted(HARNESS.glob("*.sh")):
+        text = path.read_text(encoding="utf-8")
+        if "lifecycle.sh" not in text or path.name == "lifecycle.sh":
+            continue
+        assert path.name in listed, f"{path.name} uses the lifecycle but is not in SCRIPTS"
+        first_step = min(i for i in (text.find("lc_setup"), text.find("lc_sandbox_up"), text.find("lc_remove_machines"),
+                                     text.find("lc_teardown")) if i >= 0)
+        assert 0 <= text.find("hold_lock ") < first_step, f"{path.name} takes no lock before its first step"
