@@ -140,7 +140,8 @@ sleep 2
 # started meanwhile reaches the app while v1 is still in the history, waits for the lock, and must
 # then keep v2 (the role reads the live release under the lock: app_deploy_follow_live), not take
 # v1 back.
-( lc_play deploy-v2 "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" -e anvil_hosts=web -e app_version=v2 \
+# (deploy.yml chooses web-1 itself, as CI would call it: no anvil_hosts)
+( lc_play deploy-v2 "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" -e app_version=v2 \
     -e app_deploy_watch_seconds=40 "$ROOT/playbooks/deploy.yml" ) &
 deploy=$!
 for _ in $(seq 1 240); do

@@ -223,12 +223,12 @@ lc_backup() {
 }
 
 lc_drill() {
-  lc_play drill "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" -e anvil_hosts=web "$ROOT/playbooks/backup_restore_drill.yml"
+  lc_play drill "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" "$ROOT/playbooks/backup_restore_drill.yml"
 }
 
+# (deploy.yml's own choice of hosts, as CI would call it: web-1, in group web, describes the app)
 lc_deploy() { # VERSION
-  lc_play "deploy-$1" "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" -e anvil_hosts=web -e "app_version=$1" \
-    "$ROOT/playbooks/deploy.yml"
+  lc_play "deploy-$1" "$VENV" -i "$LC_INV/$LC_NAME.hcloud.yml" -e "app_version=$1" "$ROOT/playbooks/deploy.yml"
 }
 
 lc_teardown() {
