@@ -118,3 +118,14 @@ def test_a_drill_that_would_drill_nothing_fails(tmp_path, groups, extra, says):
     assert "anvil.hetzner.backup_restore_drill " in out.stdout and "nothing was changed" in out.stdout
     assert says in re.sub(r"\s+", " ", out.stdout), out.stdout[-3000:]
     assert "runs on:" not in out.stdout
+
+
+@pytest.mark.parametrize(("groups", "extra", "says"), [
+    ({}, [], "the inventory has no host in all"),
+    ({"web": {"web-1": APP}}, ["-e", "anvil_hosts=db"], "the inventory has no host in -e anvil_hosts=db"),
+], ids=["empty-inventory", "pattern-matches-nothing"])
+def test_a_site_run_that_matched_no_host_fails(tmp_path, groups, extra, says):
+    out = deploy(tmp_path, groups, *extra, playbook="site.yml")
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert "anvil.hetzner.site found no host to run on, nothing was changed" in out.stdout
+    assert says in re.sub(r"\s+", " ", out.stdout), out.stdout[-3000:]
