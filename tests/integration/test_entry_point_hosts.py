@@ -2,8 +2,9 @@
 hosts site.yml gives their role (deploy: hosts in web or app that describe an app; drill: hosts
 with backups; the anvil_<role> toggle winning, given as -e strings too), or exactly those of
 -e anvil_hosts; and they fail, before any host is touched, when that leaves no host: a deploy or a
-drill from CI that did nothing must not pass. Run through ansible-playbook on local hosts; the
-work itself is left out with --tags (the choice is tagged always), so nothing is deployed."""
+drill from CI that did nothing must not pass. site.yml and prometheus_targets.yml fail the same way
+when their pattern matches no host at all. Run through ansible-playbook on local hosts; the work
+itself is left out with --tags (the choice is tagged always), so nothing is deployed."""
 
 from __future__ import annotations
 
@@ -129,3 +130,17 @@ def test_a_site_run_that_matched_no_host_fails(tmp_path, groups, extra, says):
     assert out.returncode != 0, out.stdout[-3000:]
     assert "anvil.hetzner.site found no host to run on, nothing was changed" in out.stdout
     assert says in re.sub(r"\s+", " ", out.stdout), out.stdout[-3000:]
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ([], "the inventory has no host in the group prometheus"),
+    (["-e", "anvil_prometheus_host=nosuch"], "the inventory has no host in -e anvil_prometheus_host=nosuch"),
+], ids=["no-prometheus-group", "host-named-is-not-there"])
+def test_prometheus_targets_without_a_prometheus_host_fails(tmp_path, extra, says):
+    # (with a Prometheus host it writes the targets: test_packaging, from the installed collection)
+    out = deploy(tmp_path, {"web": {"web-1": APP}}, "-e", f"prometheus_file_sd_dir={tmp_path / 'sd'}", *extra,
+                 playbook="prometheus_targets.yml")
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert "prometheus_targets found no Prometheus host, nothing was changed" in out.stdout
+    assert says in re.sub(r"\s+", " ", out.stdout), out.stdout[-3000:]
+    assert not (tmp_path / "sd").exists()
