@@ -10,23 +10,23 @@ PYTHON=${PYTHON:-python3}
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[1;31merror: %s\033[0m\n' "$*" >&2; exit 1; }
 
-# hold_lock NAME WHAT: this script holds the machine-wide lock NAME (demo, e2e, test, ...) until
-# it ends, or stops here with who holds it (WHAT of the holder, its pid, since when) before it
-# changes anything. A run that just ended is waited for ANVIL_LOCK_WAIT seconds (default 5). The
-# lock is held by tests/harness/lock.py beside this script, so that no daemon started below
-# (dockerd, the sandbox, ssh's masters) keeps it; in ${TMPDIR:-/tmp}/anvil-hetzner-locks-<uid>/,
-# the same for every checkout on this machine (they share its ports, containers and engine). A
-# script that a holder runs (bench-web's make demo) has the lock already (ANVIL_LOCKS_HELD).
+# hold_lock NAME WHAT: this run holds the machine-wide lock NAME (demo, e2e, test, ...) until it has
+# ended (this script and what it started in its session: a step it left running when it was killed
+# keeps the lock), or stops here with who holds it (WHAT of the holder, its pid, since when) before
+# it changes anything. A run that just ended is waited for ANVIL_LOCK_WAIT seconds (default 5). The
+# lock is held by tests/harness/lock.py beside this script; daemons in a session of their own
+# (dockerd, the sandbox, ssh's masters) do not keep it. One directory for every checkout and user on
+# this machine (they share its engine and ports): ANVIL_LOCK_DIR, default /tmp/anvil-hetzner-locks.
+# A script that a holder runs (bench-web's make demo) has the lock already (ANVIL_LOCKS_HELD).
 hold_lock() {
-  local name=$1 what=$2 answer="" fd dir
+  local name=$1 what=$2 answer="" fd dir=${ANVIL_LOCK_DIR:-/tmp/anvil-hetzner-locks}
   case " ${ANVIL_LOCKS_HELD:-} " in *" $name "*) return 0 ;; esac
-  dir="${TMPDIR:-/tmp}/anvil-hetzner-locks-$(id -u)"
   exec {fd}< <(exec python3 "$ROOT/tests/harness/lock.py" "$dir/$name.lock" "$$" "$what" "${ANVIL_LOCK_WAIT:-5}" </dev/null)
   read -r answer <&"$fd" || true
   exec {fd}<&-
   case $answer in
     locked) export ANVIL_LOCKS_HELD="${ANVIL_LOCKS_HELD:+$ANVIL_LOCKS_HELD }$name" ;;
-    busy\ *) die "$what: not started, nothing was changed: ${answer#busy } is using the same environment ($name); wait for it to end, or stop it (lock: $dir/$name.lock)" ;;
+    busy\ *) die "$what: not started, nothing was changed: ${answer#busy } is using the same environment ($name); wait for that run to end, or stop it (lock: $dir/$name.lock)" ;;
     *) die "$what: could not take the lock $dir/$name.lock (tests/harness/lock.py failed)" ;;
   esac
 }
@@ -50,7 +50,9 @@ ensure_engine() {
   fi
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd in the background (log: /var/log/dockerd.log)"
-    (dockerd >/var/log/dockerd.log 2>&1 &)
+    # in a session of its own: a daemon, not part of the run that holds a harness lock (hold_lock),
+    # and outside the terminal's foreground group (a Ctrl-C of this run is not sent to it)
+    (setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &)
     for _ in $(seq 1 60); do
       docker info >/dev/null 2>&1 && break
       sleep 1

@@ -22,10 +22,9 @@ HARNESS = ROOT / "tests" / "harness"
 
 @pytest.fixture(name="env")
 def fixture_env(tmp_path):
-    """An environment whose locks are in tmp_path (TMPDIR), short waits, no inherited lock."""
+    """An environment whose locks are in tmp_path (ANVIL_LOCK_DIR), short waits, no inherited lock."""
     env = {k: v for k, v in os.environ.items() if k not in ("ANVIL_LOCKS_HELD", "VENV")}
-    env.update(TMPDIR=str(tmp_path / "tmp"), ANVIL_LOCK_WAIT="0.5", VENV=str(tmp_path / "no-venv"))
-    (tmp_path / "tmp").mkdir()
+    env.update(ANVIL_LOCK_DIR=str(tmp_path / "locks"), ANVIL_LOCK_WAIT="0.5", VENV=str(tmp_path / "no-venv"))
     return env
 
 
@@ -100,11 +99,12 @@ def test_the_lock_ends_with_its_holder_however_it_ends(tmp_path, env, end):
     assert run.returncode == 0 and past, run.stderr
 
 
-def test_a_daemon_the_holder_started_does_not_keep_the_lock(tmp_path, env):
-    # a child that outlives the holder (as dockerd, the sandbox, ssh's ControlPersist masters do),
-    # with every descriptor the holder had but its output (which the test reads to its end)
+def test_a_daemon_in_a_session_of_its_own_does_not_keep_the_lock(tmp_path, env):
+    # a child that outlives the holder in a session of its own (dockerd as lib.sh starts it, the
+    # sandbox, ssh's ControlPersist masters), with every descriptor the holder had but its output
     pidfile = tmp_path / "daemon.pid"
-    holder = start_holder(tmp_path, env, seconds=0, extra=f'(sleep 60 >/dev/null 2>&1 & echo $! >"{pidfile}")')
+    holder = start_holder(tmp_path, env, seconds=0,
+                          extra=f'(setsid sleep 60 >/dev/null 2>&1 & echo $! >"{pidfile}")')
     holder.communicate(timeout=10)
     daemon = int(pidfile.read_text())
     try:
@@ -113,6 +113,29 @@ def test_a_daemon_the_holder_started_does_not_keep_the_lock(tmp_path, env):
         assert run.returncode == 0 and past, run.stderr
     finally:
         os.kill(daemon, signal.SIGKILL)
+
+
+def test_a_step_left_running_by_a_killed_run_keeps_the_lock_until_it_ends(tmp_path, env):
+    # the run's script gets SIGTERM (no trap) while a step runs in the foreground: the step goes on,
+    # and so does the lock; the next run is told what still runs, and gets the lock once it ended
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen([str(script(tmp_path / "run.sh", f'hold_lock demo "the holder"\ntouch "{ready}"\nsleep 3.5'))],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 15
+    while not ready.exists():
+        assert time.monotonic() < deadline and holder.poll() is None, "the holder did not take its lock"
+        time.sleep(0.05)
+    started = time.monotonic()
+    time.sleep(0.8)  # (the lock's helper has seen the step)
+    os.kill(holder.pid, signal.SIGTERM)
+    holder.wait(timeout=10)
+    run, past = second(tmp_path, env, what="make clean")
+    assert run.returncode == 1 and not past
+    assert f"pid {holder.pid}, since" in run.stderr and "it ended, its process" in run.stderr, run.stderr
+    assert "sleep 3.5 still runs" in run.stderr, run.stderr
+    time.sleep(max(0.0, started + 3.5 - time.monotonic()))
+    run, past = second(tmp_path, dict(env, ANVIL_LOCK_WAIT="5"))
+    assert run.returncode == 0 and past, run.stderr
 
 
 def test_a_holder_may_wait_for_its_children(tmp_path, env):
@@ -130,15 +153,19 @@ def test_a_script_the_holder_runs_has_the_lock_already(tmp_path, env):
     assert run.returncode == 0 and run.stdout.strip() == "inner-ran", run.stderr
 
 
-def test_the_lock_file_is_private(tmp_path, env):
+def test_the_lock_is_one_for_the_machine_whatever_tmpdir_says(tmp_path, env):
     holder = start_holder(tmp_path, env)
     try:
-        lock_dir = next((tmp_path / "tmp").glob("anvil-hetzner-locks-*"))
-        assert lock_dir.stat().st_mode & 0o777 == 0o700
-        assert (lock_dir / "demo.lock").stat().st_mode & 0o777 == 0o600
-        assert "the holder (pid" in (lock_dir / "demo.lock").read_text()
+        run, past = second(tmp_path, dict(env, TMPDIR=str(tmp_path)))
+        assert run.returncode == 1 and not past, run.stderr
+        lock_dir = tmp_path / "locks"
+        assert lock_dir.stat().st_mode & 0o7777 == 0o1777  # every user's runs share the engine and ports
+        lock = lock_dir / "demo.lock"
+        assert lock.stat().st_mode & 0o777 == 0o644 and "the holder (pid" in lock.read_text()
     finally:
         stop(holder)
+    default = (ROOT / "tests" / "harness" / "lib.sh").read_text()
+    assert "dir=${ANVIL_LOCK_DIR:-/tmp/anvil-hetzner-locks}" in default and "TMPDIR" not in default
 
 
 # (script, its arguments, the locks it takes, what it calls itself)
