@@ -23,6 +23,7 @@ import sys
 import time
 
 POLL = 0.3
+SCAN = 0.5
 
 
 def main(argv):
@@ -66,9 +67,16 @@ def main(argv):
     session = owner_session[1]
     run = {owner: owner_session[2]}  # pid -> its start time: the run's processes seen so far
     noted = False
+    last_scan = 0.0
     while True:
-        run = follow(run, session)
-        if owner not in run:
+        # the owner every POLL seconds (cheap); the whole process table every SCAN seconds while it
+        # lives (about 6 ms a scan here), every POLL seconds once it has ended
+        owner_alive = stat(owner) is not None
+        if not owner_alive or time.monotonic() - last_scan >= SCAN:
+            run = follow(run, session)
+            last_scan = time.monotonic()
+        if not owner_alive:
+            run.pop(owner, None)
             if not run:
                 return 0
             if not noted:

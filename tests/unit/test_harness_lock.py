@@ -119,21 +119,21 @@ def test_a_step_left_running_by_a_killed_run_keeps_the_lock_until_it_ends(tmp_pa
     # the run's script gets SIGTERM (no trap) while a step runs in the foreground: the step goes on,
     # and so does the lock; the next run is told what still runs, and gets the lock once it ended
     ready = tmp_path / "ready"
-    holder = subprocess.Popen([str(script(tmp_path / "run.sh", f'hold_lock demo "the holder"\ntouch "{ready}"\nsleep 3.5'))],
+    holder = subprocess.Popen([str(script(tmp_path / "run.sh", f'hold_lock demo "the holder"\ntouch "{ready}"\nsleep 4'))],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 15
     while not ready.exists():
         assert time.monotonic() < deadline and holder.poll() is None, "the holder did not take its lock"
         time.sleep(0.05)
     started = time.monotonic()
-    time.sleep(0.8)  # (the lock's helper has seen the step)
+    time.sleep(1.2)  # (the lock's helper has seen the step: it scans every 0.5 s)
     os.kill(holder.pid, signal.SIGTERM)
     holder.wait(timeout=10)
     run, past = second(tmp_path, env, what="make clean")
     assert run.returncode == 1 and not past
     assert f"pid {holder.pid}, since" in run.stderr and "it ended, its process" in run.stderr, run.stderr
-    assert "sleep 3.5 still runs" in run.stderr, run.stderr
-    time.sleep(max(0.0, started + 3.5 - time.monotonic()))
+    assert "sleep 4 still runs" in run.stderr, run.stderr
+    time.sleep(max(0.0, started + 4 - time.monotonic()))
     run, past = second(tmp_path, dict(env, ANVIL_LOCK_WAIT="5"))
     assert run.returncode == 0 and past, run.stderr
 
