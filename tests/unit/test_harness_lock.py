@@ -153,19 +153,31 @@ def test_a_script_the_holder_runs_has_the_lock_already(tmp_path, env):
     assert run.returncode == 0 and run.stdout.strip() == "inner-ran", run.stderr
 
 
-def test_the_lock_is_one_for_the_machine_whatever_tmpdir_says(tmp_path, env):
+def test_the_lock_files_are_shared_and_name_the_holder(tmp_path, env):
     holder = start_holder(tmp_path, env)
     try:
-        run, past = second(tmp_path, dict(env, TMPDIR=str(tmp_path)))
-        assert run.returncode == 1 and not past, run.stderr
         lock_dir = tmp_path / "locks"
         assert lock_dir.stat().st_mode & 0o7777 == 0o1777  # every user's runs share the engine and ports
         lock = lock_dir / "demo.lock"
         assert lock.stat().st_mode & 0o777 == 0o644 and "the holder (pid" in lock.read_text()
     finally:
         stop(holder)
-    default = (ROOT / "tests" / "harness" / "lib.sh").read_text()
-    assert "dir=${ANVIL_LOCK_DIR:-/tmp/anvil-hetzner-locks}" in default and "TMPDIR" not in default
+
+
+def test_by_default_two_runs_with_different_tmpdirs_share_one_lock(tmp_path, env):
+    # the default directory (no ANVIL_LOCK_DIR), with a lock name of this test's own in it
+    name = f"pytest-{os.getpid()}-{tmp_path.name}"
+    default = {k: v for k, v in env.items() if k != "ANVIL_LOCK_DIR"}
+    (tmp_path / "t1").mkdir()
+    (tmp_path / "t2").mkdir()
+    holder = start_holder(tmp_path, dict(default, TMPDIR=str(tmp_path / "t1")), name=name)
+    try:
+        run, past = second(tmp_path, dict(default, TMPDIR=str(tmp_path / "t2")), name=name)
+        assert run.returncode == 1 and not past, run.stderr
+        assert f"/tmp/anvil-hetzner-locks/{name}.lock" in run.stderr
+    finally:
+        stop(holder)
+        Path(f"/tmp/anvil-hetzner-locks/{name}.lock").unlink(missing_ok=True)
 
 
 # (script, its arguments, the locks it takes, what it calls itself)
